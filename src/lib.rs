@@ -1,0 +1,14 @@
+//! footrest: a small synchronous server that runs restic backups and speaks Backrest's
+//! HTTP API. The library holds every part; `main.rs` only wires flags, start-up and
+//! signals to [`App`](app::App).
+
+#[macro_use]
+pub mod logging;
+
+pub mod api;
+pub mod config;
+pub mod logs;
+pub mod oplog;
+pub mod orchestrator;
+pub mod proto;
+pub mod restic;

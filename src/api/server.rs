@@ -82,7 +82,7 @@ const ACCEPT_BATCH: usize = 256;
 
 /// Every bound the connection layer enforces. See the module docs for what happens
 /// when each one is passed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest request body in bytes (default 1 MiB).
     pub max_body: usize,
@@ -387,7 +387,7 @@ impl Server {
             shared,
             wake_rx,
         } = self;
-        let limits = shared.limits.clone();
+        let limits = shared.limits;
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Conn>(limits.queue);
         let ready_rx = Arc::new(Mutex::new(ready_rx));
         let (exit_tx, exit_rx) = mpsc::channel::<()>();

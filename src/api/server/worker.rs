@@ -129,7 +129,7 @@ impl Worker {
     /// Reads, answers and writes one request. On return the buffer holds only bytes
     /// of the next request, if any.
     fn serve_one(&mut self, conn: &Conn) -> Next {
-        let limits = self.shared.limits.clone();
+        let limits = self.shared.limits;
         let stream = &conn.stream;
         let deadline = Instant::now() + limits.read_timeout;
 

@@ -18,6 +18,7 @@
 mod cron;
 mod file;
 mod json;
+pub mod store;
 mod types;
 mod validate;
 

@@ -1,0 +1,138 @@
+//! [`App`] owns the running parts (config in force, operation log, logs, orchestrator,
+//! authenticator) and starts them in order. Start-up failures are [`StartError`]s that
+//! say what to fix; a config error is kept apart so `main` can exit with status 2.
+
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::api::auth::Authenticator;
+use crate::config::{self, Config, ConfigError, store::ConfigStore};
+use crate::logs::Logs;
+use crate::oplog::OpLog;
+use crate::orchestrator::Orchestrator;
+use crate::restic::Restic;
+use crate::settings::Settings;
+
+/// Why footrest could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The config file is invalid: exit status 2.
+    Config(ConfigError),
+    /// Anything else: what failed and what to do.
+    Other(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+pub struct App {
+    pub config: Arc<ConfigStore>,
+    pub oplog: Arc<OpLog>,
+    pub logs: Logs,
+    pub auth: Authenticator,
+    pub orchestrator: Orchestrator,
+}
+
+impl App {
+    /// Loads (or first writes) the config, checks restic, opens the operation log and
+    /// starts the worker.
+    pub fn start(settings: &Settings) -> Result<App, StartError> {
+        // The data dir holds the operation history and logs that name the user's files:
+        // only footrest's user may read it.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&settings.data_dir)
+            .map_err(|e| {
+                StartError::Other(format!(
+                    "cannot create the data dir {}: {e}",
+                    settings.data_dir.display()
+                ))
+            })?;
+        let config = load_or_create_config(&settings.config_path, &settings.data_dir)?;
+        let restic = Restic::locate(settings.restic.as_deref())
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        info!(
+            "using restic {} at {}",
+            restic.version(),
+            restic.path().display()
+        );
+        let oplog_path = settings.data_dir.join("oplog.sqlite");
+        let oplog =
+            Arc::new(OpLog::open(&oplog_path).map_err(|e| StartError::Other(e.to_string()))?);
+        let logs = Logs::open(&settings.data_dir).map_err(|e| {
+            StartError::Other(format!(
+                "cannot create the logs folder in {}: {e}",
+                settings.data_dir.display()
+            ))
+        })?;
+        let auth = Authenticator::new(config.auth.as_ref());
+        if !auth.enabled() {
+            warn!(
+                "authentication is disabled in the config: anyone who can reach the server can use it"
+            );
+        }
+        let store = Arc::new(ConfigStore::new(settings.config_path.clone(), config));
+        let orchestrator =
+            Orchestrator::start(Arc::clone(&store), Arc::clone(&oplog), restic, logs.clone())
+                .map_err(|e| StartError::Other(e.to_string()))?;
+        Ok(App {
+            config: store,
+            oplog,
+            logs,
+            auth,
+            orchestrator,
+        })
+    }
+}
+
+/// Loads the config; with no file at all, writes the starter config first and says
+/// where.
+pub fn load_or_create_config(path: &Path, data_dir: &Path) -> Result<Config, StartError> {
+    if !path.exists() {
+        write_starter_config(path, data_dir)?;
+    }
+    let (config, warnings) = config::load(path).map_err(StartError::Config)?;
+    for w in warnings {
+        warn!("{}: {w}", path.display());
+    }
+    Ok(config)
+}
+
+fn write_starter_config(path: &Path, data_dir: &Path) -> Result<(), StartError> {
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        StartError::Other(format!("cannot {what} {}: {e}", p.display()))
+    };
+    let example = data_dir.join("example-data");
+    fs::create_dir_all(&example).map_err(|e| io("create", &example, e))?;
+    let readme = example.join("README.txt");
+    if !readme.exists() {
+        fs::write(
+            &readme,
+            "footrest's starter plan \"example\" backs up this folder.\n\
+             Put a few files here and call Backup, or edit the config to back up what matters.\n",
+        )
+        .map_err(|e| io("write", &readme, e))?;
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
+    }
+    let config = Config::starter(data_dir).map_err(StartError::Config)?;
+    config.save(path).map_err(StartError::Config)?;
+    info!(
+        "no config at {}: wrote a starter config there (repo {}, plan \"example\" backing up {}, auth disabled)",
+        path.display(),
+        data_dir.join("repo").display(),
+        example.display()
+    );
+    Ok(())
+}

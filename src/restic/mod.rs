@@ -1,1 +1,408 @@
-//! (being written)
+//! Everything about the restic binary: finding it and checking its version, building
+//! argv and environment for a repository (CONTRACT section 7), running it with output
+//! read line by line, parsing its `--json` output (restic 0.14 to current), turning its
+//! failures into errors that say what to do, and stopping it cleanly (SIGINT, so restic
+//! removes its lock; SIGKILL only after a grace period). It is a plain library over the
+//! binary: it knows nothing about plans, operations, the oplog, hooks or HTTP, and it
+//! never logs or returns a repository password.
+//!
+//! Layout: `command` builds command lines, `process` runs a child, `output` reads what
+//! restic prints, `words` holds the shell-word and `$VAR` helpers, `error` the error type.
+
+mod command;
+mod error;
+mod output;
+mod process;
+mod words;
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use command::{BackupRequest, CpuNice, IoNice, Repo, SnapshotFilter};
+pub use error::ResticError;
+pub use output::{
+    BackupStatus, BackupSummary, FileError, RepoConfig, Snapshot, Version, parse_rfc3339_ms,
+};
+pub use process::StopHandle;
+pub use words::{expand_env, split_words};
+
+use command::{CommandSpec, Host};
+use output::{BackupLine, Diagnostics};
+use process::{DOCUMENT_CAP, LINE_CAP, LogSink, RunOptions, Stream};
+
+/// The oldest restic footrest works with (Debian 12's).
+pub const MIN_VERSION: Version = Version::new(0, 14, 0);
+
+/// How long `restic version` may take at start-up.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a backup reports while it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BackupEvent {
+    /// A progress line (restic prints one a second: `RESTIC_PROGRESS_FPS=1`).
+    Status(BackupStatus),
+    /// A file or directory that could not be read; the backup goes on.
+    Error(FileError),
+}
+
+/// How a backup that wrote its snapshot ended.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackupOutcome {
+    /// The summary line; `None` only if restic exited 0 without printing one.
+    pub summary: Option<BackupSummary>,
+    /// restic exited 3: the snapshot was written, but some source files could not be
+    /// read (each was reported as a [`BackupEvent::Error`]).
+    pub warning: bool,
+}
+
+/// A located restic binary of a supported version.
+#[derive(Clone, Debug)]
+pub struct Restic {
+    path: PathBuf,
+    version: Version,
+    cache_fallback: Option<PathBuf>,
+}
+
+impl Restic {
+    /// Finds restic: the explicit path (a flag), else `BACKREST_RESTIC_COMMAND`, else
+    /// `restic` on `PATH`. Runs `restic version`; a missing binary or a version older
+    /// than 0.14 is an error that says what to install.
+    pub fn locate(explicit: Option<&Path>) -> Result<Restic, ResticError> {
+        let from_env = std::env::var_os("BACKREST_RESTIC_COMMAND").filter(|v| !v.is_empty());
+        let path_var = std::env::var_os("PATH");
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let path = resolve_binary(explicit, from_env.as_deref(), path_var.as_deref(), &cwd)?;
+        Restic::at(path)
+    }
+
+    /// Uses the binary at `path` (absolute) after checking its version.
+    fn at(path: PathBuf) -> Result<Restic, ResticError> {
+        let mut restic = Restic {
+            path,
+            version: MIN_VERSION,
+            cache_fallback: None,
+        };
+        let version = restic.query_version()?;
+        if version < MIN_VERSION {
+            return Err(ResticError::TooOld {
+                path: restic.path,
+                version,
+            });
+        }
+        restic.version = version;
+        Ok(restic)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Where restic keeps its cache when footrest's environment has neither
+    /// `XDG_CACHE_HOME` nor `HOME` (a bare systemd service); otherwise restic's own
+    /// default (`~/.cache/restic`) is left alone.
+    pub fn set_cache_fallback(&mut self, dir: Option<PathBuf>) {
+        self.cache_fallback = dir;
+    }
+
+    fn query_version(&self) -> Result<Version, ResticError> {
+        let spec = self.spec(None, vec!["version".into()])?;
+        let mut stdout = String::new();
+        let mut diag = Diagnostics::default();
+        let fin = process::run(
+            &spec,
+            &StopHandle::new(),
+            &RunOptions {
+                stdout_line_cap: LINE_CAP,
+                timeout: Some(VERSION_TIMEOUT),
+            },
+            &mut |stream, line| match stream {
+                Stream::Stdout => {
+                    stdout.push_str(line);
+                    stdout.push('\n');
+                }
+                Stream::Stderr => diag.observe_stderr(line),
+            },
+        )?;
+        let what = || format!("output of `{} version`", self.path.display());
+        if fin.timed_out {
+            return Err(ResticError::Failed {
+                exit_code: fin.code(),
+                message: format!(
+                    "`{} version` did not answer within {} s",
+                    self.path.display(),
+                    VERSION_TIMEOUT.as_secs()
+                ),
+            });
+        }
+        if fin.code() != Some(0) {
+            return Err(output::classify_failure(fin.code(), &diag));
+        }
+        output::parse_version(&stdout).map_err(|detail| ResticError::Parse {
+            what: what(),
+            detail,
+        })
+    }
+
+    fn spec(&self, repo: Option<&Repo>, args: Vec<OsString>) -> Result<CommandSpec, ResticError> {
+        let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let host = Host {
+            env: &env,
+            cache_fallback: self.cache_fallback.as_deref(),
+        };
+        command::command_spec(&self.path, repo, args, &host)
+    }
+
+    /// Runs a backup. Every stdout/stderr line except progress status lines goes to
+    /// `log`; `on_event` gets each status line and each per-file error. Exit 0 is
+    /// success, exit 3 success with `warning` (snapshot written, some files unreadable).
+    /// A stop through `stop` gives [`ResticError::Stopped`], unless restic had already
+    /// finished its snapshot, which is then reported as usual.
+    pub fn backup(
+        &self,
+        repo: &Repo,
+        req: &BackupRequest,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+        on_event: &mut dyn FnMut(BackupEvent),
+    ) -> Result<BackupOutcome, ResticError> {
+        let cwd = std::env::current_dir().map_err(|source| ResticError::Io {
+            what: "reading the current directory to make source paths absolute".into(),
+            source,
+        })?;
+        let spec = self.spec(Some(repo), command::backup_args(req, &cwd)?)?;
+        let mut summary = None;
+        let mut diag = Diagnostics::default();
+        let mut sink = LogSink::default();
+        let fin = process::run(
+            &spec,
+            stop,
+            &RunOptions {
+                stdout_line_cap: LINE_CAP,
+                timeout: None,
+            },
+            &mut |stream, line| {
+                match output::parse_backup_line(line) {
+                    BackupLine::Status(status) => {
+                        on_event(BackupEvent::Status(status));
+                        return;
+                    }
+                    BackupLine::Summary(mut s) => {
+                        if req.dry_run {
+                            s.snapshot_id.clear();
+                        }
+                        summary = Some(s);
+                    }
+                    BackupLine::FileError(e) => on_event(BackupEvent::Error(e)),
+                    BackupLine::ExitError { .. } | BackupLine::Other => {}
+                }
+                if stream == Stream::Stderr {
+                    diag.observe_stderr(line);
+                }
+                sink.write(log, line);
+            },
+        )?;
+        match fin.code() {
+            Some(0) => Ok(BackupOutcome {
+                summary,
+                warning: false,
+            }),
+            Some(3) => Ok(BackupOutcome {
+                summary,
+                warning: true,
+            }),
+            _ if fin.stop_requested => Err(ResticError::Stopped),
+            code => Err(output::classify_failure(code, &diag)),
+        }
+    }
+
+    /// Lists snapshots, oldest first: `restic snapshots --json [--tag t]... [ids]`. When
+    /// `ids` is not empty, restic ignores the tags.
+    pub fn snapshots(
+        &self,
+        repo: &Repo,
+        filter: &SnapshotFilter,
+        stop: &StopHandle,
+    ) -> Result<Vec<Snapshot>, ResticError> {
+        let stdout = self.run_document(repo, command::snapshots_args(filter), stop)?;
+        output::parse_snapshots(&stdout).map_err(|detail| ResticError::Parse {
+            what: "snapshot list (`snapshots --json`)".into(),
+            detail,
+        })
+    }
+
+    /// Reads the repository's config (`restic cat config`): its id, which Backrest
+    /// calls the repo's guid.
+    pub fn cat_config(&self, repo: &Repo, stop: &StopHandle) -> Result<RepoConfig, ResticError> {
+        let stdout = self.run_document(repo, vec!["cat".into(), "config".into()], stop)?;
+        output::parse_repo_config(&stdout).map_err(|detail| ResticError::Parse {
+            what: "repository config (`cat config`)".into(),
+            detail,
+        })
+    }
+
+    /// Creates the repository (`restic init`).
+    pub fn init(
+        &self,
+        repo: &Repo,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+    ) -> Result<(), ResticError> {
+        self.run_logged(repo, vec!["init".into()], stop, log)
+            .map(drop)
+    }
+
+    /// Removes stale locks (`restic unlock`; locks of live processes stay).
+    pub fn unlock(
+        &self,
+        repo: &Repo,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+    ) -> Result<(), ResticError> {
+        self.run_logged(repo, vec!["unlock".into()], stop, log)
+            .map(drop)
+    }
+
+    /// Lists the lock files (`restic list locks`), for tests and diagnostics.
+    pub fn list_locks(&self, repo: &Repo, stop: &StopHandle) -> Result<Vec<String>, ResticError> {
+        let mut sink = Vec::new();
+        let lines = self.run_logged(repo, vec!["list".into(), "locks".into()], stop, &mut sink)?;
+        Ok(lines
+            .into_iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect())
+    }
+
+    /// Runs a command whose stdout is one JSON document and returns that stdout.
+    fn run_document(
+        &self,
+        repo: &Repo,
+        args: Vec<OsString>,
+        stop: &StopHandle,
+    ) -> Result<String, ResticError> {
+        let spec = self.spec(Some(repo), args)?;
+        let mut stdout = String::new();
+        let mut diag = Diagnostics::default();
+        let fin = process::run(
+            &spec,
+            stop,
+            &RunOptions {
+                stdout_line_cap: DOCUMENT_CAP,
+                timeout: None,
+            },
+            &mut |stream, line| match stream {
+                Stream::Stdout => {
+                    stdout.push_str(line);
+                    stdout.push('\n');
+                }
+                Stream::Stderr => {
+                    crate::debug!("restic: {line}");
+                    diag.observe_stderr(line);
+                }
+            },
+        )?;
+        finish(&fin, &diag).map(|()| stdout)
+    }
+
+    /// Runs a command whose output is for people: every line goes to `log`; stdout
+    /// lines are also returned.
+    fn run_logged(
+        &self,
+        repo: &Repo,
+        args: Vec<OsString>,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+    ) -> Result<Vec<String>, ResticError> {
+        let spec = self.spec(Some(repo), args)?;
+        let mut stdout = Vec::new();
+        let mut diag = Diagnostics::default();
+        let mut sink = LogSink::default();
+        let fin = process::run(
+            &spec,
+            stop,
+            &RunOptions {
+                stdout_line_cap: LINE_CAP,
+                timeout: None,
+            },
+            &mut |stream, line| {
+                match stream {
+                    Stream::Stdout => stdout.push(line.to_string()),
+                    Stream::Stderr => diag.observe_stderr(line),
+                }
+                sink.write(log, line);
+            },
+        )?;
+        finish(&fin, &diag).map(|()| stdout)
+    }
+}
+
+/// Exit 0 is success; a requested stop is `Stopped`; anything else says what failed.
+fn finish(fin: &process::Finished, diag: &Diagnostics) -> Result<(), ResticError> {
+    match fin.code() {
+        Some(0) => Ok(()),
+        _ if fin.stop_requested => Err(ResticError::Stopped),
+        code => Err(output::classify_failure(code, diag)),
+    }
+}
+
+/// Where restic is: `explicit`, else `from_env`, else `restic` on `path_var`. A value
+/// with a `/` is a path (made absolute against `cwd`); a bare name is looked up on
+/// `path_var`.
+fn resolve_binary(
+    explicit: Option<&Path>,
+    from_env: Option<&OsStr>,
+    path_var: Option<&OsStr>,
+    cwd: &Path,
+) -> Result<PathBuf, ResticError> {
+    let (wanted, source): (&OsStr, &str) = match (explicit, from_env) {
+        (Some(p), _) => (p.as_os_str(), "given on the command line"),
+        (None, Some(v)) => (v, "from BACKREST_RESTIC_COMMAND"),
+        (None, None) => (OsStr::new("restic"), "the default"),
+    };
+    let wanted_path = Path::new(wanted);
+    if wanted.as_encoded_bytes().contains(&b'/') {
+        let abs = cwd.join(wanted_path);
+        if is_executable(&abs) {
+            return Ok(abs);
+        }
+        return Err(ResticError::NotFound {
+            looked_for: format!("{} ({source}) is not an executable file", abs.display()),
+        });
+    }
+    let dirs: Vec<PathBuf> = path_var
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    for dir in &dirs {
+        let candidate = cwd.join(dir).join(wanted_path);
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    let shown = if dirs.is_empty() {
+        "PATH is empty".to_string()
+    } else {
+        format!(
+            "PATH is {}",
+            std::env::join_paths(&dirs)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )
+    };
+    Err(ResticError::NotFound {
+        looked_for: format!("no `{}` ({source}) on PATH; {shown}", wanted_path.display()),
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,674 @@
+//! Builds restic command lines and environments from plain values: the repository as
+//! restic needs it ([`Repo`]), a backup's inputs ([`BackupRequest`]) and a snapshot
+//! filter. Pure functions of their inputs (footrest's environment and current directory
+//! are passed in), so every rule of CONTRACT section 7 is unit-tested here. It starts no
+//! process and knows nothing about plans, operations or the config file.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use super::ResticError;
+use super::words::{expand_env, split_words};
+
+/// A repository as restic needs it; built by the caller from config. Its `Debug` output
+/// masks the password and the env values.
+#[derive(Clone, Default, PartialEq)]
+pub struct Repo {
+    /// `RESTIC_REPOSITORY`: a path or a backend uri (`sftp:...`, `rest:https://...`).
+    pub uri: String,
+    /// `RESTIC_PASSWORD`; may be empty when `env` supplies `RESTIC_PASSWORD_FILE` or
+    /// `RESTIC_PASSWORD_COMMAND`.
+    pub password: String,
+    /// Raw `KEY=VALUE` entries; `${VAR}` and `$VAR` in the value are expanded from
+    /// footrest's environment.
+    pub env: Vec<String>,
+    /// Raw entries, each split like shell words (no shell); they go before the
+    /// subcommand.
+    pub flags: Vec<String>,
+    pub io_nice: Option<IoNice>,
+    pub cpu_nice: Option<CpuNice>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked_env: Vec<String> = self
+            .env
+            .iter()
+            .map(|e| match e.split_once('=') {
+                Some((k, _)) => format!("{k}=********"),
+                None => "********".to_string(),
+            })
+            .collect();
+        f.debug_struct("Repo")
+            .field("uri", &masked_uri(&self.uri))
+            .field(
+                "password",
+                &if self.password.is_empty() {
+                    ""
+                } else {
+                    "********"
+                },
+            )
+            .field("env", &masked_env)
+            .field("flags", &self.flags)
+            .field("io_nice", &self.io_nice)
+            .field("cpu_nice", &self.cpu_nice)
+            .finish()
+    }
+}
+
+/// `uri` with a password in it (`rest:https://user:pw@host/`) replaced by `********`.
+fn masked_uri(uri: &str) -> String {
+    match uri_password(uri) {
+        Some(pw) if !pw.is_empty() => uri.replacen(&format!(":{pw}@"), ":********@", 1),
+        _ => uri.to_string(),
+    }
+}
+
+/// I/O scheduling class for restic (`ionice` prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoNice {
+    /// `ionice -c2 -n7`: best effort, lowest priority.
+    Low,
+    /// `ionice -c2 -n0`: best effort, highest priority.
+    High,
+    /// `ionice -c3`: only when the disk is otherwise idle.
+    Idle,
+}
+
+/// CPU priority for restic (`nice` prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuNice {
+    /// `nice -n 10`.
+    Low,
+    /// `nice -n -10` (needs privileges; without them `nice` warns and runs restic as is).
+    High,
+}
+
+/// What to back up and how; the caller fills it from the plan.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackupRequest {
+    /// Made absolute (relative to the current directory) when the command is built.
+    pub paths: Vec<PathBuf>,
+    pub excludes: Vec<String>,
+    pub iexcludes: Vec<String>,
+    /// e.g. `["plan:photos", "created-by:pi4"]`, one `--tag` each.
+    pub tags: Vec<String>,
+    pub parent: Option<String>,
+    /// The plan's `backup_flags`, raw; each entry is split like shell words.
+    pub extra_flags: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// Which snapshots `snapshots` lists. Empty fields do not filter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SnapshotFilter {
+    /// Snapshot ids or unique prefixes. When there are any, restic ignores `tags`.
+    pub ids: Vec<String>,
+    /// One `--tag` each; within one entry a comma means AND (`plan:a,created-by:b`),
+    /// separate entries mean OR, as restic does.
+    pub tags: Vec<String>,
+}
+
+/// Environment variables restic reads a repository or its password from. footrest's own
+/// values are never passed on: only the repo's settings are.
+const REPO_VARS: [&str; 5] = [
+    "RESTIC_REPOSITORY",
+    "RESTIC_REPOSITORY_FILE",
+    "RESTIC_PASSWORD",
+    "RESTIC_PASSWORD_FILE",
+    "RESTIC_PASSWORD_COMMAND",
+];
+
+/// A fully resolved child process: program, arguments and the complete environment.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct CommandSpec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    /// Strings to blank out of everything restic prints (see `process::Redactor`).
+    pub secrets: Vec<String>,
+}
+
+/// Everything outside the repo that shapes a command: footrest's environment (in order)
+/// and where restic keeps its cache when the environment names no home.
+pub(crate) struct Host<'a> {
+    pub env: &'a [(OsString, OsString)],
+    pub cache_fallback: Option<&'a Path>,
+}
+
+impl Host<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+    }
+}
+
+/// The command that runs `restic <repo flags> <sub_args>` for `repo` (or, without a repo,
+/// `restic <sub_args>` with the repo variables removed), prefixed by `ionice`/`nice`.
+pub(crate) fn command_spec(
+    restic: &Path,
+    repo: Option<&Repo>,
+    sub_args: Vec<OsString>,
+    host: &Host<'_>,
+) -> Result<CommandSpec, ResticError> {
+    let mut words: Vec<OsString> = Vec::new();
+    if let Some(repo) = repo {
+        match repo.io_nice {
+            Some(IoNice::Low) => words.extend(["ionice", "-c2", "-n7"].map(OsString::from)),
+            Some(IoNice::High) => words.extend(["ionice", "-c2", "-n0"].map(OsString::from)),
+            Some(IoNice::Idle) => words.extend(["ionice", "-c3"].map(OsString::from)),
+            None => {}
+        }
+        match repo.cpu_nice {
+            Some(CpuNice::Low) => words.extend(["nice", "-n", "10"].map(OsString::from)),
+            Some(CpuNice::High) => words.extend(["nice", "-n", "-10"].map(OsString::from)),
+            None => {}
+        }
+    }
+    words.push(restic.as_os_str().to_owned());
+    if let Some(repo) = repo {
+        for (i, entry) in repo.flags.iter().enumerate() {
+            let split = split_words(entry).map_err(|e| ResticError::InvalidArgs {
+                detail: format!("repo flags entry {}: {e}", i + 1),
+            })?;
+            words.extend(split.into_iter().map(OsString::from));
+        }
+    }
+    words.extend(sub_args);
+    let program = words.remove(0);
+    let env = restic_env(repo, host)?;
+    let secrets = repo.map(|r| secrets_of(r, &env)).unwrap_or_default();
+    Ok(CommandSpec {
+        program,
+        args: words,
+        env,
+        secrets,
+    })
+}
+
+/// footrest's environment minus every repo variable, then `RESTIC_REPOSITORY`,
+/// `RESTIC_PASSWORD` (when set), the repo's own entries (which may bring back
+/// `RESTIC_PASSWORD_FILE` and the like), `RESTIC_PROGRESS_FPS=1`, and a cache directory
+/// only when neither `XDG_CACHE_HOME` nor `HOME` is there to find one.
+fn restic_env(
+    repo: Option<&Repo>,
+    host: &Host<'_>,
+) -> Result<Vec<(OsString, OsString)>, ResticError> {
+    let mut env: Vec<(OsString, OsString)> = host
+        .env
+        .iter()
+        .filter(|(k, _)| !REPO_VARS.iter().any(|v| k == v))
+        .cloned()
+        .collect();
+    let Some(repo) = repo else {
+        return Ok(env);
+    };
+    set(&mut env, "RESTIC_REPOSITORY".as_ref(), repo.uri.as_ref());
+    if !repo.password.is_empty() {
+        set(&mut env, "RESTIC_PASSWORD".as_ref(), repo.password.as_ref());
+    }
+    let lookup = |name: &str| host.var(name);
+    for (i, entry) in repo.env.iter().enumerate() {
+        // The value may be a secret: errors name the entry by position only.
+        let Some((key, value)) = entry.split_once('=') else {
+            return Err(ResticError::InvalidArgs {
+                detail: format!("repo env entry {} is not KEY=VALUE", i + 1),
+            });
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(ResticError::InvalidArgs {
+                detail: format!("repo env entry {} has an empty name", i + 1),
+            });
+        }
+        set(&mut env, key.as_ref(), expand_env(value, &lookup).as_ref());
+    }
+    set(&mut env, "RESTIC_PROGRESS_FPS".as_ref(), "1".as_ref());
+    let has = |name: &str| env.iter().any(|(k, v)| k == name && !v.is_empty());
+    if !has("XDG_CACHE_HOME") && !has("HOME") && !has("RESTIC_CACHE_DIR") {
+        if let Some(dir) = host.cache_fallback {
+            set(&mut env, "RESTIC_CACHE_DIR".as_ref(), dir.as_os_str());
+        }
+    }
+    Ok(env)
+}
+
+fn set(env: &mut Vec<(OsString, OsString)>, key: &OsStr, value: &OsStr) {
+    match env.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value.to_owned(),
+        None => env.push((key.to_owned(), value.to_owned())),
+    }
+}
+
+/// Shortest secret worth redacting: blanking shorter strings would mangle ordinary words
+/// in messages, and no password manager produces one.
+const MIN_SECRET_LEN: usize = 4;
+
+/// The strings that must never reach a log or an error: the password, a password inside
+/// the uri (`rest:https://user:pw@host/`), and the (expanded) values of the repo's env
+/// entries whose name says they are secret.
+fn secrets_of(repo: &Repo, env: &[(OsString, OsString)]) -> Vec<String> {
+    let mut out = vec![repo.password.clone()];
+    if let Some(pw) = uri_password(&repo.uri) {
+        out.push(pw.to_string());
+    }
+    for entry in &repo.env {
+        let Some((key, _)) = entry.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        let upper = key.to_ascii_uppercase();
+        if ["PASSWORD", "SECRET", "TOKEN", "KEY"]
+            .iter()
+            .any(|w| upper.contains(w))
+        {
+            if let Some((_, v)) = env.iter().find(|(k, _)| k == key) {
+                out.push(v.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.retain(|s| s.chars().count() >= MIN_SECRET_LEN);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The password in `scheme://user:password@host/...`, if any.
+fn uri_password(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once("://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, pw) = userinfo.split_once(':')?;
+    Some(pw)
+}
+
+/// `backup --json <abs paths> --exclude-caches --tag T... [--exclude X]...
+/// [--iexclude X]... [--parent P] [--dry-run] [backup_flags]`.
+pub(crate) fn backup_args(req: &BackupRequest, cwd: &Path) -> Result<Vec<OsString>, ResticError> {
+    if req.paths.is_empty() {
+        return Err(ResticError::InvalidArgs {
+            detail: "the backup has no source paths".into(),
+        });
+    }
+    let mut args: Vec<OsString> = vec!["backup".into(), "--json".into()];
+    for path in &req.paths {
+        if path.as_os_str().is_empty() {
+            return Err(ResticError::InvalidArgs {
+                detail: "a source path is empty".into(),
+            });
+        }
+        args.push(cwd.join(path).into_os_string());
+    }
+    args.push("--exclude-caches".into());
+    for tag in &req.tags {
+        args.extend(["--tag".into(), tag.into()]);
+    }
+    for x in &req.excludes {
+        args.extend(["--exclude".into(), x.into()]);
+    }
+    for x in &req.iexcludes {
+        args.extend(["--iexclude".into(), x.into()]);
+    }
+    if let Some(parent) = &req.parent {
+        args.extend(["--parent".into(), parent.into()]);
+    }
+    if req.dry_run {
+        args.push("--dry-run".into());
+    }
+    for (i, entry) in req.extra_flags.iter().enumerate() {
+        let split = split_words(entry).map_err(|e| ResticError::InvalidArgs {
+            detail: format!("backup_flags entry {}: {e}", i + 1),
+        })?;
+        args.extend(split.into_iter().map(OsString::from));
+    }
+    Ok(args)
+}
+
+/// `snapshots --json [--tag T]... [-- ids...]`.
+pub(crate) fn snapshots_args(filter: &SnapshotFilter) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["snapshots".into(), "--json".into()];
+    for tag in &filter.tags {
+        args.extend(["--tag".into(), tag.into()]);
+    }
+    if !filter.ids.is_empty() {
+        // `--` so that no id can ever be read as a flag.
+        args.push("--".into());
+        args.extend(filter.ids.iter().map(OsString::from));
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        v.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    fn repo() -> Repo {
+        Repo {
+            uri: "/srv/repo".into(),
+            password: "hunter22".into(),
+            ..Repo::default()
+        }
+    }
+
+    fn spec(repo: Option<&Repo>, env: &[(&str, &str)], sub: &[&str]) -> CommandSpec {
+        let env = pairs(env);
+        let host = Host {
+            env: &env,
+            cache_fallback: Some(Path::new("/var/lib/footrest/cache")),
+        };
+        command_spec(Path::new("/usr/bin/restic"), repo, os(sub), &host).unwrap()
+    }
+
+    fn get<'a>(spec: &'a CommandSpec, key: &str) -> Option<&'a str> {
+        spec.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn backup_argv_follows_the_contract() {
+        let req = BackupRequest {
+            paths: vec!["/data/photos".into(), "docs".into()],
+            excludes: vec!["*.tmp".into(), "/data/photos/cache dir".into()],
+            iexcludes: vec!["*.JPG~".into()],
+            tags: vec!["plan:photos".into(), "created-by:pi4".into()],
+            parent: Some("9a3c77".into()),
+            extra_flags: vec![
+                "--exclude-larger-than 4G".into(),
+                "--one-file-system".into(),
+            ],
+            dry_run: true,
+        };
+        let args = backup_args(&req, Path::new("/home/pi")).unwrap();
+        assert_eq!(
+            args,
+            os(&[
+                "backup",
+                "--json",
+                "/data/photos",
+                "/home/pi/docs",
+                "--exclude-caches",
+                "--tag",
+                "plan:photos",
+                "--tag",
+                "created-by:pi4",
+                "--exclude",
+                "*.tmp",
+                "--exclude",
+                "/data/photos/cache dir",
+                "--iexclude",
+                "*.JPG~",
+                "--parent",
+                "9a3c77",
+                "--dry-run",
+                "--exclude-larger-than",
+                "4G",
+                "--one-file-system",
+            ])
+        );
+    }
+
+    #[test]
+    fn backup_argv_minimal() {
+        let req = BackupRequest {
+            paths: vec!["/x".into()],
+            ..BackupRequest::default()
+        };
+        let args = backup_args(&req, Path::new("/")).unwrap();
+        assert_eq!(args, os(&["backup", "--json", "/x", "--exclude-caches"]));
+    }
+
+    #[test]
+    fn backup_argv_errors() {
+        let none = BackupRequest::default();
+        let err = backup_args(&none, Path::new("/")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot build the restic command: the backup has no source paths"
+        );
+        let bad = BackupRequest {
+            paths: vec!["/x".into()],
+            extra_flags: vec!["--ok".into(), "--exclude 'oops".into()],
+            ..BackupRequest::default()
+        };
+        let err = backup_args(&bad, Path::new("/")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot build the restic command: backup_flags entry 2: unbalanced quote or \
+             trailing backslash"
+        );
+    }
+
+    #[test]
+    fn repo_flags_come_first_and_prefix_comes_before_restic() {
+        let mut r = repo();
+        r.flags = vec![
+            "-o sftp.command='ssh -p 2222 nas'".into(),
+            "--limit-upload 500".into(),
+        ];
+        r.io_nice = Some(IoNice::Idle);
+        r.cpu_nice = Some(CpuNice::Low);
+        let s = spec(Some(&r), &[], &["snapshots", "--json"]);
+        assert_eq!(s.program, "ionice");
+        assert_eq!(
+            s.args,
+            os(&[
+                "-c3",
+                "nice",
+                "-n",
+                "10",
+                "/usr/bin/restic",
+                "-o",
+                "sftp.command=ssh -p 2222 nas",
+                "--limit-upload",
+                "500",
+                "snapshots",
+                "--json",
+            ])
+        );
+    }
+
+    #[test]
+    fn nice_prefixes() {
+        let cases = [
+            (
+                Some(IoNice::Low),
+                None,
+                vec!["ionice", "-c2", "-n7", "/usr/bin/restic"],
+            ),
+            (
+                Some(IoNice::High),
+                None,
+                vec!["ionice", "-c2", "-n0", "/usr/bin/restic"],
+            ),
+            (
+                None,
+                Some(CpuNice::High),
+                vec!["nice", "-n", "-10", "/usr/bin/restic"],
+            ),
+            (None, None, vec!["/usr/bin/restic"]),
+        ];
+        for (io, cpu, want) in cases {
+            let mut r = repo();
+            r.io_nice = io;
+            r.cpu_nice = cpu;
+            let s = spec(Some(&r), &[], &[]);
+            let mut got = vec![s.program.clone()];
+            got.extend(s.args.clone());
+            assert_eq!(got, os(&want));
+        }
+    }
+
+    #[test]
+    fn bad_repo_flag_is_named_by_position() {
+        let mut r = repo();
+        r.flags = vec!["--x \"y".into()];
+        let env = Vec::new();
+        let host = Host {
+            env: &env,
+            cache_fallback: None,
+        };
+        let err = command_spec(Path::new("/r"), Some(&r), vec![], &host).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot build the restic command: repo flags entry 1: unbalanced quote or trailing \
+             backslash"
+        );
+    }
+
+    #[test]
+    fn env_replaces_footrest_repo_variables() {
+        let mut r = repo();
+        r.env = vec![
+            "B2_ACCOUNT_KEY=${B2_SECRET}".into(),
+            "RESTIC_COMPRESSION=max".into(),
+        ];
+        let s = spec(
+            Some(&r),
+            &[
+                ("PATH", "/usr/bin"),
+                ("HOME", "/home/pi"),
+                ("RESTIC_REPOSITORY", "/elsewhere"),
+                ("RESTIC_PASSWORD_FILE", "/etc/other-pw"),
+                ("RESTIC_PASSWORD_COMMAND", "pass show x"),
+                ("RESTIC_REPOSITORY_FILE", "/etc/repo"),
+                ("RESTIC_PROGRESS_FPS", "30"),
+                ("B2_SECRET", "s3cr3t-key"),
+            ],
+            &[],
+        );
+        assert_eq!(get(&s, "RESTIC_REPOSITORY"), Some("/srv/repo"));
+        assert_eq!(get(&s, "RESTIC_PASSWORD"), Some("hunter22"));
+        assert_eq!(get(&s, "RESTIC_PASSWORD_FILE"), None);
+        assert_eq!(get(&s, "RESTIC_PASSWORD_COMMAND"), None);
+        assert_eq!(get(&s, "RESTIC_REPOSITORY_FILE"), None);
+        assert_eq!(get(&s, "RESTIC_PROGRESS_FPS"), Some("1"));
+        assert_eq!(get(&s, "B2_ACCOUNT_KEY"), Some("s3cr3t-key"));
+        assert_eq!(get(&s, "RESTIC_COMPRESSION"), Some("max"));
+        assert_eq!(get(&s, "PATH"), Some("/usr/bin"));
+        // HOME is there, so restic finds its own cache.
+        assert_eq!(get(&s, "RESTIC_CACHE_DIR"), None);
+        assert_eq!(
+            s.secrets,
+            vec!["hunter22".to_string(), "s3cr3t-key".to_string()]
+        );
+    }
+
+    #[test]
+    fn repo_env_may_bring_its_own_password_source() {
+        let mut r = repo();
+        r.password.clear();
+        r.env = vec!["RESTIC_PASSWORD_FILE=$HOME/.restic-pw".into()];
+        let s = spec(
+            Some(&r),
+            &[("HOME", "/home/pi"), ("RESTIC_PASSWORD", "from-footrest")],
+            &[],
+        );
+        assert_eq!(get(&s, "RESTIC_PASSWORD"), None);
+        assert_eq!(get(&s, "RESTIC_PASSWORD_FILE"), Some("/home/pi/.restic-pw"));
+    }
+
+    #[test]
+    fn bad_env_entry_is_named_by_position_not_content() {
+        let mut r = repo();
+        r.env = vec!["A=1".into(), "secretvalue".into()];
+        let env = Vec::new();
+        let host = Host {
+            env: &env,
+            cache_fallback: None,
+        };
+        let err = command_spec(Path::new("/r"), Some(&r), vec![], &host).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot build the restic command: repo env entry 2 is not KEY=VALUE"
+        );
+    }
+
+    #[test]
+    fn cache_dir_only_without_home() {
+        let s = spec(Some(&repo()), &[("PATH", "/bin")], &[]);
+        assert_eq!(get(&s, "RESTIC_CACHE_DIR"), Some("/var/lib/footrest/cache"));
+        let s = spec(Some(&repo()), &[("XDG_CACHE_HOME", "/c")], &[]);
+        assert_eq!(get(&s, "RESTIC_CACHE_DIR"), None);
+        let s = spec(Some(&repo()), &[("RESTIC_CACHE_DIR", "/mine")], &[]);
+        assert_eq!(get(&s, "RESTIC_CACHE_DIR"), Some("/mine"));
+    }
+
+    #[test]
+    fn without_a_repo_only_repo_variables_are_removed() {
+        let s = spec(
+            None,
+            &[("PATH", "/bin"), ("RESTIC_PASSWORD", "x"), ("LANG", "C")],
+            &["version"],
+        );
+        assert_eq!(s.program, "/usr/bin/restic");
+        assert_eq!(s.args, os(&["version"]));
+        assert_eq!(s.env, pairs(&[("PATH", "/bin"), ("LANG", "C")]));
+        assert!(s.secrets.is_empty());
+    }
+
+    #[test]
+    fn secrets_include_uri_passwords() {
+        let r = Repo {
+            uri: "rest:https://backup:p4ssw0rd@nas:8000/pi".into(),
+            password: "abc".into(), // too short to redact safely
+            ..Repo::default()
+        };
+        assert_eq!(secrets_of(&r, &[]), vec!["p4ssw0rd".to_string()]);
+        assert_eq!(uri_password("sftp:user@host:/srv/repo"), None);
+        assert_eq!(
+            format!("{r:?}").split(',').next().unwrap(),
+            "Repo { uri: \"rest:https://backup:********@nas:8000/pi\""
+        );
+        assert_eq!(uri_password("s3:https://s3.example.com/bucket"), None);
+    }
+
+    #[test]
+    fn debug_output_masks_secrets() {
+        let mut r = repo();
+        r.env = vec!["B2_ACCOUNT_KEY=abcdef123".into()];
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("hunter22") && !shown.contains("abcdef123"),
+            "{shown}"
+        );
+        assert!(shown.contains("B2_ACCOUNT_KEY=********") && shown.contains("/srv/repo"));
+    }
+
+    #[test]
+    fn snapshots_argv() {
+        assert_eq!(
+            snapshots_args(&SnapshotFilter::default()),
+            os(&["snapshots", "--json"])
+        );
+        let f = SnapshotFilter {
+            ids: vec!["9a3c77".into()],
+            tags: vec!["plan:photos,created-by:pi4".into(), "legacy".into()],
+        };
+        assert_eq!(
+            snapshots_args(&f),
+            os(&[
+                "snapshots",
+                "--json",
+                "--tag",
+                "plan:photos,created-by:pi4",
+                "--tag",
+                "legacy",
+                "--",
+                "9a3c77",
+            ])
+        );
+    }
+}

@@ -59,8 +59,11 @@ impl App {
                 ))
             })?;
         let config = load_or_create_config(&settings.config_path, &settings.data_dir)?;
-        let restic = Restic::locate(settings.restic.as_deref())
+        let mut restic = Restic::locate(settings.restic.as_deref())
             .map_err(|e| StartError::Other(e.to_string()))?;
+        // A service with neither HOME nor XDG_CACHE_HOME would run restic without a
+        // cache, re-reading the repository's index on every run.
+        restic.set_cache_fallback(Some(settings.data_dir.join("restic-cache")));
         info!(
             "using restic {} at {}",
             restic.version(),

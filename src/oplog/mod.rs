@@ -465,18 +465,45 @@ impl OpLog {
         message: &str,
         now_ms: i64,
     ) -> Result<Vec<Operation>, OpLogError> {
+        self.end_all(
+            OperationStatus::InProgress,
+            OperationStatus::Error,
+            message,
+            now_ms,
+        )
+    }
+
+    /// At start-up: every PENDING operation left by an earlier run (queued work that
+    /// never started) becomes SYSTEM_CANCELLED with `message`; returns them.
+    pub fn cancel_pending(&self, message: &str, now_ms: i64) -> Result<Vec<Operation>, OpLogError> {
+        self.end_all(
+            OperationStatus::Pending,
+            OperationStatus::SystemCancelled,
+            message,
+            now_ms,
+        )
+    }
+
+    /// Ends every operation with status `from` as `to`, in one transaction.
+    fn end_all(
+        &self,
+        from: OperationStatus,
+        to: OperationStatus,
+        message: &str,
+        now_ms: i64,
+    ) -> Result<Vec<Operation>, OpLogError> {
         self.write(|tx, events| {
             let rows: Vec<(i64, String)> = tx
-                .prepare_cached("SELECT id, json FROM operations WHERE status = 2 ORDER BY id")
+                .prepare_cached("SELECT id, json FROM operations WHERE status = ? ORDER BY id")
                 .and_then(|mut st| {
-                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    st.query_map([from.as_i32()], |r| Ok((r.get(0)?, r.get(1)?)))?
                         .collect::<Result<_, _>>()
                 })
-                .map_err(self.sql_err("finding interrupted operations"))?;
+                .map_err(self.sql_err("finding unfinished operations"))?;
             let mut failed = Vec::with_capacity(rows.len());
             for (id, json) in rows {
                 let mut op = self.decode(id, &json)?;
-                op.status = OperationStatus::Error;
+                op.status = to;
                 op.display_message = message.to_string();
                 op.unix_time_end_ms = now_ms;
                 op.modno = self.next_modno(tx)?;
@@ -494,7 +521,7 @@ impl OpLog {
                         id
                     ])
                 })
-                .map_err(self.sql_err("marking an interrupted operation as failed"))?;
+                .map_err(self.sql_err("ending an unfinished operation"))?;
                 events.push(|| OpEvent::Updated(op.clone()));
                 failed.push(op);
             }

@@ -536,6 +536,26 @@ fn fail_interrupted_turns_running_operations_into_errors() {
 }
 
 #[test]
+fn cancel_pending_ends_queued_operations_only() {
+    let (_dir, log) = open();
+    let mut ops: Vec<Operation> = (0..3).map(|i| backup("p", i)).collect();
+    ops[0].status = OperationStatus::Pending;
+    ops[1].status = OperationStatus::InProgress;
+    ops[2].status = OperationStatus::Pending;
+    log.add_batch(&mut ops).unwrap();
+    let cancelled = log.cancel_pending("never started", 900).unwrap();
+    assert_eq!(ids(&cancelled), [1, 3]);
+    for op in &cancelled {
+        assert_eq!(op.status, OperationStatus::SystemCancelled);
+        assert_eq!(op.display_message, "never started");
+        assert_eq!(op.unix_time_end_ms, 900);
+        assert_eq!(log.get(op.id).unwrap().as_ref(), Some(op));
+    }
+    assert_eq!(log.get(2).unwrap().unwrap(), ops[1]);
+    assert!(log.cancel_pending("again", 901).unwrap().is_empty());
+}
+
+#[test]
 fn last_snapshot_is_the_newest_usable_backup_of_the_plan() {
     let (_dir, log) = open();
     assert_eq!(log.last_snapshot("nas", "photos").unwrap(), None);

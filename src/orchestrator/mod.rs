@@ -27,6 +27,9 @@ use queue::{Priority, TaskQueue};
 pub const INTERRUPTED_MESSAGE: &str =
     "footrest stopped while this operation ran (crash, power loss or kill); it did not finish";
 
+/// The message given to an operation that was still queued when footrest stopped.
+pub const NEVER_STARTED_MESSAGE: &str = "footrest stopped before this operation started";
+
 /// Why a running task was told to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
@@ -147,6 +150,12 @@ impl Orchestrator {
         logs: Logs,
     ) -> Result<Orchestrator, OrchestratorError> {
         let interrupted = oplog.fail_interrupted(INTERRUPTED_MESSAGE, now_ms())?;
+        for op in oplog.cancel_pending(NEVER_STARTED_MESSAGE, now_ms())? {
+            warn!(
+                "operation {} (plan {:?}) was queued when footrest stopped; marked as cancelled",
+                op.id, op.plan_id
+            );
+        }
         let mut needs_unlock = HashSet::new();
         for op in &interrupted {
             warn!(
@@ -246,7 +255,7 @@ impl Orchestrator {
             self.shared.end_unstarted(
                 task,
                 OperationStatus::SystemCancelled,
-                "footrest stopped before this operation started",
+                NEVER_STARTED_MESSAGE,
             );
         }
         if let Some(running) = lock(&self.shared.running).as_mut() {

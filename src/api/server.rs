@@ -565,9 +565,14 @@ impl Poller<'_> {
                     continue;
                 }
                 let Idle { conn, .. } = self.idle.swap_remove(i);
-                if revents & libc::POLLIN != 0 {
+                // A client that closed its end is readable too (end of file): close it
+                // here instead of spending a place in the ready queue on it. The peek
+                // cannot block: poll said there is data or an end of file.
+                let has_data = revents & libc::POLLIN != 0
+                    && matches!(conn.stream.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+                if has_data {
                     self.dispatch(conn);
-                } // else: hung up or in error with nothing to read; dropping closes it
+                } // else: closed, hung up or in error; dropping closes it
             }
 
             if accepting && self.fds[1].revents != 0 {

@@ -345,7 +345,17 @@ impl Shared {
 }
 
 fn worker_loop(shared: &Arc<Shared>) {
-    tasks::prepare_repos(shared);
+    // Learning guids runs restic too: registered like a task so shutdown can stop it.
+    let stop = StopHandle::new();
+    *lock(&shared.running) = Some(Running {
+        op_id: 0,
+        stop: stop.clone(),
+        reason: None,
+    });
+    if !shared.stopping() {
+        tasks::prepare_repos(shared, &stop);
+    }
+    *lock(&shared.running) = None;
     loop {
         let task = {
             let mut queue = lock(&shared.queue);

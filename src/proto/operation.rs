@@ -543,6 +543,25 @@ pub struct SnapshotSummary {
     pub total_duration: f64,
 }
 
+impl From<&BackupProgressSummary> for SnapshotSummary {
+    fn from(s: &BackupProgressSummary) -> SnapshotSummary {
+        SnapshotSummary {
+            files_new: s.files_new,
+            files_changed: s.files_changed,
+            files_unmodified: s.files_unmodified,
+            dirs_new: s.dirs_new,
+            dirs_changed: s.dirs_changed,
+            dirs_unmodified: s.dirs_unmodified,
+            data_blobs: s.data_blobs,
+            tree_blobs: s.tree_blobs,
+            data_added: s.data_added,
+            total_files_processed: s.total_files_processed,
+            total_bytes_processed: s.total_bytes_processed,
+            total_duration: s.total_duration,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct OperationIndexSnapshot {

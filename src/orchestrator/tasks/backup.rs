@@ -308,20 +308,7 @@ fn finish(shared: &Shared, op: &mut Operation, mut log: LogWriter) {
 fn index_snapshot(shared: &Shared, backup: &Operation, snap: Snapshot) {
     let summary = match &backup.op {
         Op::Backup(b) => match &b.last_status {
-            Some(BackupProgressEntry::Summary(s)) => Some(SnapshotSummary {
-                files_new: s.files_new,
-                files_changed: s.files_changed,
-                files_unmodified: s.files_unmodified,
-                dirs_new: s.dirs_new,
-                dirs_changed: s.dirs_changed,
-                dirs_unmodified: s.dirs_unmodified,
-                data_blobs: s.data_blobs,
-                tree_blobs: s.tree_blobs,
-                data_added: s.data_added,
-                total_files_processed: s.total_files_processed,
-                total_bytes_processed: s.total_bytes_processed,
-                total_duration: s.total_duration,
-            }),
+            Some(BackupProgressEntry::Summary(s)) => Some(SnapshotSummary::from(s)),
             _ => None,
         },
         _ => None,

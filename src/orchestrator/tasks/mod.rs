@@ -121,13 +121,13 @@ pub fn unlock_after_stop(shared: &Shared, repo: &config::Repo, log: &mut dyn Wri
 /// At start-up: learn the guid of every repo that has none yet, so a fresh starter
 /// config gets its repository initialised before the first call. Failures are only
 /// logged; the repo is tried again when a task uses it.
-pub fn prepare_repos(shared: &Arc<Shared>) {
+pub fn prepare_repos(shared: &Arc<Shared>, stop: &StopHandle) {
     let config = shared.config.get();
     for repo in config.repos.iter().filter(|r| r.guid.is_empty()) {
-        if shared.stopping() {
+        if shared.stopping() || stop.is_stopped() {
             return;
         }
-        match ensure_guid(shared, repo, &StopHandle::new(), &mut std::io::sink()) {
+        match ensure_guid(shared, repo, stop, &mut std::io::sink()) {
             Ok(guid) => info!("repo {:?}: repository id {guid}", repo.id),
             Err(e) => warn!("{e}"),
         }

@@ -8,7 +8,8 @@
 //! or know about HTTP; and no message it makes holds a secret.
 //!
 //! Entry points: [`load`] and [`parse`] read and validate, giving the config and its
-//! warnings; [`Config::validate`], [`Config::save`], [`Config::starter`].
+//! warnings; [`Config::validate`], [`Config::save`], [`Config::starter`];
+//! [`Config::redacted`], the config with its secrets masked, as GetConfig shows it.
 //!
 //! Reading and writing are done by hand (`json.rs`) rather than by serde's derive, so
 //! that a wrong type or an unknown enum name is reported with its place, every problem
@@ -18,11 +19,13 @@
 mod cron;
 mod file;
 mod json;
+mod redact;
 pub mod store;
 mod types;
 mod validate;
 
 pub use json::ProtoEnum;
+pub use redact::{is_secret_name, redact_uri};
 pub use types::*;
 pub use validate::{SUPPORTED_VERSION, is_valid_id};
 

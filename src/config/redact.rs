@@ -250,7 +250,7 @@ const KEY_REFERENCE_WORDS: &[&str] = &["id", "ids", "file", "path", "name", "typ
 
 /// True when a key's name says its value is a secret. The name is split into words
 /// (camelCase, snake_case, kebab-case, and letters apart from digits, so `ed25519priv`
-/// is `ed 25519 priv`), and it is a secret when a word is one of [`SECRET_WORDS`]
+/// is `ed 25519 priv`), and it is a secret when a word is one of `SECRET_WORDS`
 /// (`password`, `token`, `secret`, `priv`, ...), or when it has the word `key` not
 /// preceded by `pub`/`public` and not followed by a word that makes it a reference
 /// (`apiKey`, `accountKey`, `keyPem` are secrets; `keyId`, `accessKeyId`, `publicKey`,

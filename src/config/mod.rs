@@ -3,12 +3,20 @@
 //! This module owns the config's types, reading them (lenient proto3 JSON; unknown keys
 //! kept so a load and save loses nothing), validating them with messages that name the
 //! place (`plans[1] "photos": repo "nas2" is not defined`), writing the file atomically
-//! (mode 0600), and the starter config for a first start. It is a leaf: it must not
-//! run restic, look at backup paths on disk (a missing one may be an unmounted disk),
-//! or know about HTTP; and no message it makes holds a secret.
+//! (mode 0600), the starter config for a first start, masking secrets for display, and
+//! the config in force with its reloading when the file changes. It is a leaf: it must
+//! not run restic, look at backup paths on disk (a missing one may be an unmounted
+//! disk), know about HTTP, or act on a reload (the caller restarts what depends on the
+//! config); and no message it makes holds a secret.
 //!
 //! Entry points: [`load`] and [`parse`] read and validate, giving the config and its
-//! warnings; [`Config::validate`], [`Config::save`], [`Config::starter`].
+//! warnings; [`Config::validate`], [`Config::save`], [`Config::starter`];
+//! [`Config::redacted`], the config with its secrets masked, as GetConfig shows it.
+//! [`store::ConfigStore`] holds the config in force: `get`, `set_repo_guid` (footrest's
+//! one write to the file), `reload` and `file_stamp`. [`watch::ConfigWatcher`] says when
+//! the file changed (inotify); without inotify, a caller polls `file_stamp` once a
+//! minute instead. A reload thread is then: `wait(1 s)` (or the poll), and on a change
+//! `reload`, logging its error and keeping the config in force when the file is invalid.
 //!
 //! Reading and writing are done by hand (`json.rs`) rather than by serde's derive, so
 //! that a wrong type or an unknown enum name is reported with its place, every problem
@@ -18,11 +26,14 @@
 mod cron;
 mod file;
 mod json;
+mod redact;
 pub mod store;
 mod types;
 mod validate;
+pub mod watch;
 
 pub use json::ProtoEnum;
+pub use redact::{is_secret_name, redact_uri};
 pub use types::*;
 pub use validate::{SUPPORTED_VERSION, is_valid_id};
 

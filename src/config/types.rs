@@ -13,15 +13,9 @@
 use super::json::{
     FromJson, Obj, Out, ToJson, deserialize_from_json, proto_enum, serialize_to_json,
 };
+use super::redact::{hidden, redact_uri};
 use serde_json::{Map, Value};
 use std::fmt;
-
-/// Shown in place of a secret by `Debug`.
-const HIDDEN: &str = "********";
-
-fn hidden(s: &str) -> &'static str {
-    if s.is_empty() { "" } else { HIDDEN }
-}
 
 /// The whole config file.
 #[derive(Clone, Default, PartialEq)]
@@ -173,32 +167,6 @@ impl fmt::Debug for Repo {
             .field("extra_keys", &self.extra.keys().collect::<Vec<_>>())
             .finish()
     }
-}
-
-/// `scheme://user:secret@host/...` with the secret replaced by `********`; other URIs
-/// are returned unchanged.
-pub fn redact_uri(uri: &str) -> String {
-    let Some(scheme_end) = uri.find("://") else {
-        return uri.to_string();
-    };
-    let rest_start = scheme_end + 3;
-    let rest = &uri[rest_start..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return uri.to_string();
-    };
-    let userinfo = &authority[..at];
-    let Some(colon) = userinfo.find(':') else {
-        return uri.to_string();
-    };
-    format!(
-        "{}{}{}{}",
-        &uri[..rest_start],
-        &userinfo[..=colon],
-        HIDDEN,
-        &rest[at..]
-    )
 }
 
 /// A backup plan: what to back up, where, when, and what to keep.
@@ -1150,19 +1118,5 @@ mod tests {
         let user: User =
             serde_json::from_value(json!({"name": "admin", "passwordBcrypt": "JDJh"})).unwrap();
         assert!(!format!("{user:?}").contains("JDJh"));
-    }
-
-    #[test]
-    fn redact_uri_hides_only_the_password() {
-        assert_eq!(
-            redact_uri("rest:https://me:pw@host:8000/repo"),
-            "rest:https://me:********@host:8000/repo"
-        );
-        assert_eq!(
-            redact_uri("sftp:me@host:/srv/restic"),
-            "sftp:me@host:/srv/restic"
-        );
-        assert_eq!(redact_uri("/srv/restic"), "/srv/restic");
-        assert_eq!(redact_uri("https://host/a@b:c"), "https://host/a@b:c");
     }
 }

@@ -1,6 +1,7 @@
 //! The operation history in SQLite: schema and migrations, id/modno/flow assignment,
 //! selector queries (including the GetOperations fast path that hands out stored JSON),
-//! the start-up repair of interrupted operations, and change events for subscribers.
+//! the look-ups the scheduler needs, the start-up repair of interrupted operations,
+//! history clearing and upkeep (`history`), and change events for subscribers.
 //! It knows nothing about restic, HTTP or scheduling: callers hand it finished
 //! [`Operation`] values and it stores, finds and announces them.
 //!
@@ -9,6 +10,7 @@
 //! never waits for the writer, however long its transaction.
 
 mod error;
+mod history;
 mod schema;
 mod selector;
 
@@ -21,8 +23,9 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 pub use error::OpLogError;
+pub use history::{FORGOTTEN_SNAPSHOT_MAX_AGE_DAYS, HistoryLimits, HistoryRule};
 
-use crate::proto::{self, OpSelector, Operation, OperationStatus};
+use crate::proto::{self, Op, OpSelector, Operation, OperationStatus};
 
 /// How long a connection waits for a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +33,19 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDLE_READERS: usize = 4;
 /// Events a subscriber may fall behind before it is dropped.
 const SUBSCRIBER_BUFFER: usize = 256;
+
+/// `last_run`: ?1 plan, ?2 repo, ?3 kind. Walks operations_by_kind backwards.
+const LAST_RUN_SQL: &str = "SELECT id, json FROM operations
+    WHERE plan_id = ?1 AND repo_id = ?2 AND kind = ?3 AND status != 1
+    ORDER BY start_ms DESC, id DESC LIMIT 1";
+
+/// `mark_forgotten`: ?1 a JSON array of snapshot ids, ?2 the repo. The `+` keeps the
+/// planner off the repo index (every operation of the repo) so that it looks the few
+/// snapshot ids up in the snapshot index.
+const INDEX_OPS_OF_SNAPSHOTS_SQL: &str = "SELECT id, json FROM operations
+    WHERE snapshot_id IN (SELECT value FROM json_each(?1))
+      AND +repo_id = ?2 AND kind = 'operationIndexSnapshot'
+    ORDER BY id";
 
 /// A change to the log, in commit order.
 #[derive(Debug, Clone, PartialEq)]
@@ -493,10 +509,14 @@ impl OpLog {
         now_ms: i64,
     ) -> Result<Vec<Operation>, OpLogError> {
         self.write(|tx, events| {
+            // The status is written into the SQL so that the partial indexes apply.
             let rows: Vec<(i64, String)> = tx
-                .prepare_cached("SELECT id, json FROM operations WHERE status = ? ORDER BY id")
+                .prepare_cached(&format!(
+                    "SELECT id, json FROM operations WHERE status = {} ORDER BY id",
+                    from.as_i32()
+                ))
                 .and_then(|mut st| {
-                    st.query_map([from.as_i32()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                         .collect::<Result<_, _>>()
                 })
                 .map_err(self.sql_err("finding unfinished operations"))?;
@@ -550,6 +570,92 @@ impl OpLog {
             )
             .and_then(|mut st| st.query_row([plan_id, repo_id], |r| r.get(0)).optional())
             .map_err(self.sql_err("finding the last snapshot of a plan"))
+        })
+    }
+
+    /// The newest operation of this kind (a oneof member name such as
+    /// "operationBackup") for this plan and repo that has started, i.e. whose status is
+    /// not PENDING, by start time (ties: the higher id): the "last run" of a schedule.
+    /// Repo-level tasks use the plan id `_system_`. An operation cancelled while still
+    /// queued is no longer PENDING, so it counts, with its planned start time.
+    pub fn last_run(
+        &self,
+        repo_id: &str,
+        plan_id: &str,
+        kind: &str,
+    ) -> Result<Option<Operation>, OpLogError> {
+        let row: Option<(i64, String)> = self.with_reader(|conn| {
+            conn.prepare_cached(LAST_RUN_SQL)
+                .and_then(|mut st| {
+                    st.query_row([plan_id, repo_id, kind], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(self.sql_err("finding the last run of a task"))
+        })?;
+        row.map(|(id, json)| self.decode(id, &json)).transpose()
+    }
+
+    /// Every operation with this status (e.g. all PENDING ones), in id order.
+    pub fn with_status(&self, status: OperationStatus) -> Result<Vec<Operation>, OpLogError> {
+        // The status is written into the SQL, not bound, so that the planner can use the
+        // partial indexes on PENDING and INPROGRESS.
+        let sql = format!(
+            "SELECT id, json FROM operations WHERE status = {} ORDER BY id",
+            status.as_i32()
+        );
+        let rows: Vec<(i64, String)> = self.with_reader(|conn| {
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| {
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()
+                })
+                .map_err(self.sql_err("listing operations by status"))
+        })?;
+        rows.iter()
+            .map(|(id, json)| self.decode(*id, json))
+            .collect()
+    }
+
+    /// Marks the index operations of these snapshots (matched on the operation's
+    /// `snapshotId`, full ids, in this repo only) as forgotten: `forgot` = true, each
+    /// with a new modno and an `Updated` event. Ones already marked are left alone.
+    /// Returns the operations it changed, in id order.
+    pub fn mark_forgotten(
+        &self,
+        repo_id: &str,
+        snapshot_ids: &[String],
+    ) -> Result<Vec<Operation>, OpLogError> {
+        if snapshot_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One parameter whatever the number of ids; serde_json does the quoting.
+        let list = serde_json::Value::from(snapshot_ids.to_vec()).to_string();
+        self.write(|tx, events| {
+            let rows: Vec<(i64, String)> = tx
+                .prepare_cached(INDEX_OPS_OF_SNAPSHOTS_SQL)
+                .and_then(|mut st| {
+                    st.query_map(rusqlite::params![list, repo_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<Result<_, _>>()
+                })
+                .map_err(self.sql_err("finding the index operations of snapshots"))?;
+            let mut marked = Vec::with_capacity(rows.len());
+            for (id, json) in rows {
+                let mut op = self.decode(id, &json)?;
+                match &mut op.op {
+                    Op::IndexSnapshot(index) if !index.forgot => index.forgot = true,
+                    _ => continue,
+                }
+                op.modno = self.next_modno(tx)?;
+                let json = self.encode(&op)?;
+                tx.prepare_cached("UPDATE operations SET modno = ?, json = ? WHERE id = ?")
+                    .and_then(|mut st| st.execute(rusqlite::params![op.modno, json, id]))
+                    .map_err(self.sql_err("marking a snapshot as forgotten"))?;
+                events.push(|| OpEvent::Updated(op.clone()));
+                marked.push(op);
+            }
+            Ok(marked)
         })
     }
 

@@ -51,6 +51,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX operations_in_progress ON operations (status) WHERE status = 2;
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     INSERT INTO counters (name, value) VALUES ('modno', 0);",
+    // 2: indexes for the scheduler and history upkeep.
+    // - by_kind: the last run of a (plan, repo, kind) (one seek, walked backwards by
+    //   start), and the ranking in `prune_history`, which walks the whole index in
+    //   (plan, repo, kind, start, id) order: exactly its window's partition and order, so
+    //   it needs no sort. status and flow_id ride along so that walk never reads a row;
+    //   they come after id, which is named (rather than left implicit at the end) so
+    //   that ties on start_ms are still in id order.
+    // - pending (partial): the queued operations, a handful among many thousands.
+    // - live_snapshots (partial): the flows holding a snapshot that still exists, which
+    //   `prune_history` keeps whole; small, and read without touching a row's JSON.
+    "CREATE INDEX operations_by_kind ON operations
+        (plan_id, repo_id, kind, start_ms, id, status, flow_id);
+    CREATE INDEX operations_pending ON operations (status) WHERE status = 1;
+    CREATE INDEX operations_live_snapshots ON operations (flow_id)
+        WHERE kind = 'operationIndexSnapshot'
+          AND json_extract(json, '$.operationIndexSnapshot.forgot') IS NOT 1;",
 ];
 
 /// Brings the database up to the newest schema; a no-op when it is there already.

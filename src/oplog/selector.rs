@@ -1,4 +1,5 @@
-//! Turns an OpSelector and `lastN` into one SQL query over the operations table. Pure:
+//! Turns an OpSelector (and `lastN`) into SQL over the operations table: the query of
+//! GetOperations, and the conditions ClearHistory deletes by. Pure:
 //! it builds text and parameters and never touches the database.
 
 use rusqlite::types::Value;
@@ -13,11 +14,52 @@ pub(crate) struct SelectQuery {
     pub params: Vec<Value>,
 }
 
+/// The conditions a selector puts on the operations table: ANDed, none = every row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Filter {
+    pub clauses: Vec<&'static str>,
+    pub params: Vec<Value>,
+}
+
+impl Filter {
+    /// The clauses joined with AND, then `extra` (if any), as a WHERE clause with a
+    /// leading space; "" when there is nothing to filter on.
+    pub fn where_clause(&self, extra: Option<&str>) -> String {
+        let all: Vec<&str> = self.clauses.iter().copied().chain(extra).collect();
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", all.join(" AND "))
+        }
+    }
+}
+
 /// `Ok(None)` when the selector can match nothing (so no query is needed).
 pub(crate) fn build(
     sel: &OpSelector,
     last_n: Option<i64>,
 ) -> Result<Option<SelectQuery>, OpLogError> {
+    let Some(selected) = filter(sel)? else {
+        return Ok(None);
+    };
+    let filter = selected.where_clause(None);
+    let mut params = selected.params;
+    let sql = match last_n {
+        Some(n) if n > 0 => {
+            params.push(Value::Integer(n));
+            format!(
+                "SELECT id, json FROM (SELECT id, json FROM operations{filter} \
+                 ORDER BY start_ms DESC, id DESC LIMIT ?) ORDER BY id"
+            )
+        }
+        _ => format!("SELECT id, json FROM operations{filter} ORDER BY id"),
+    };
+    Ok(Some(SelectQuery { sql, params }))
+}
+
+/// The selector as conditions on the operations table (what `query` and `clear` share).
+/// `Ok(None)` when it can match nothing.
+pub(crate) fn filter(sel: &OpSelector) -> Result<Option<Filter>, OpLogError> {
     let mut clauses: Vec<&'static str> = Vec::new();
     let mut params: Vec<Value> = Vec::new();
 
@@ -65,22 +107,7 @@ pub(crate) fn build(
         params.push(Value::Integer(modno));
     }
 
-    let filter = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", clauses.join(" AND "))
-    };
-    let sql = match last_n {
-        Some(n) if n > 0 => {
-            params.push(Value::Integer(n));
-            format!(
-                "SELECT id, json FROM (SELECT id, json FROM operations{filter} \
-                 ORDER BY start_ms DESC, id DESC LIMIT ?) ORDER BY id"
-            )
-        }
-        _ => format!("SELECT id, json FROM operations{filter} ORDER BY id"),
-    };
-    Ok(Some(SelectQuery { sql, params }))
+    Ok(Some(Filter { clauses, params }))
 }
 
 /// The JSON names of the selector fields other than `ids` that are present.

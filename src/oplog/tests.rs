@@ -1,6 +1,7 @@
 //! Unit tests of the operation log against real SQLite files in temporary directories:
 //! id/modno/flow assignment, selector semantics, the JSON fast path, start-up repair,
-//! subscribers, WAL reads during writes, index use, and a log of realistic size.
+//! subscribers, WAL reads during writes, index use, the scheduler's look-ups, clearing
+//! and pruning the history, and logs of realistic size.
 
 use std::sync::mpsc::TryRecvError;
 
@@ -968,4 +969,709 @@ fn five_thousand_operations() {
         )
         .unwrap();
     assert_eq!(polled.len(), 11);
+}
+
+// ---------------------------------------------------------------------------------
+// The scheduler's look-ups, ClearHistory and history upkeep.
+
+const DAY: i64 = 24 * 60 * 60 * 1000;
+const HOUR: i64 = 60 * 60 * 1000;
+const NOW: i64 = 1_770_000_000_000;
+
+/// An operation of `kind` (a oneof member name) with every member field at its default.
+fn op_of(kind: &str, repo: &str, plan: &str, start_ms: i64, status: OperationStatus) -> Operation {
+    let op = match kind {
+        "operationBackup" => Op::Backup(Default::default()),
+        "operationIndexSnapshot" => Op::IndexSnapshot(Default::default()),
+        "operationForget" => Op::Forget(Default::default()),
+        "operationPrune" => Op::Prune(Default::default()),
+        "operationCheck" => Op::Check(Default::default()),
+        "operationStats" => Op::Stats(Default::default()),
+        "operationRestore" => Op::Restore(Default::default()),
+        "operationRunHook" => Op::RunHook(Default::default()),
+        "operationRunCommand" => Op::RunCommand(Default::default()),
+        other => panic!("unknown kind {other}"),
+    };
+    Operation {
+        repo_id: repo.into(),
+        repo_guid: format!("guid-{repo}"),
+        plan_id: plan.into(),
+        instance_id: "pi4".into(),
+        status,
+        unix_time_start_ms: start_ms,
+        unix_time_end_ms: if status.is_finished() {
+            start_ms + 1000
+        } else {
+            0
+        },
+        ..Operation::new(op)
+    }
+}
+
+/// A finished (SUCCESS) operation of plan `plan` in repo "nas".
+fn done(kind: &str, plan: &str, start_ms: i64) -> Operation {
+    op_of(kind, "nas", plan, start_ms, OperationStatus::Success)
+}
+
+/// The index operation of snapshot `snap` in repo "nas".
+fn index_op(plan: &str, snap: &str, start_ms: i64, forgot: bool) -> Operation {
+    Operation {
+        snapshot_id: snap.into(),
+        ..done("operationIndexSnapshot", plan, start_ms)
+    }
+    .with_index(snap, forgot)
+}
+
+trait WithIndex {
+    fn with_index(self, snap: &str, forgot: bool) -> Self;
+}
+
+impl WithIndex for Operation {
+    fn with_index(mut self, snap: &str, forgot: bool) -> Operation {
+        self.op = Op::IndexSnapshot(OperationIndexSnapshot {
+            snapshot: Some(ResticSnapshot {
+                id: snap.into(),
+                ..Default::default()
+            }),
+            forgot,
+        });
+        self
+    }
+}
+
+/// Adds `ops` as one flow (the first one's id) and returns their ids.
+fn add_flow(log: &OpLog, ops: Vec<Operation>) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut flow = 0;
+    for mut op in ops {
+        op.flow_id = flow;
+        log.add(&mut op).unwrap();
+        flow = op.flow_id;
+        out.push(op.id);
+    }
+    out
+}
+
+fn add_one(log: &OpLog, op: Operation) -> i64 {
+    add_flow(log, vec![op])[0]
+}
+
+fn all_ids(log: &OpLog) -> Vec<i64> {
+    select(log, OpSelector::default())
+}
+
+fn forgot(op: &Operation) -> bool {
+    matches!(&op.op, Op::IndexSnapshot(i) if i.forgot)
+}
+
+#[test]
+fn last_run_ignores_pending_and_picks_the_newest_start() {
+    let (_dir, log) = open();
+    let b = "operationBackup";
+    assert_eq!(log.last_run("nas", "photos", b).unwrap(), None);
+    let ok = OperationStatus::Success;
+    let ops = [
+        op_of(b, "nas", "photos", 100, ok),
+        op_of(b, "nas", "photos", 300, OperationStatus::Error),
+        // Added later, started earlier: start time decides, not id.
+        op_of(b, "nas", "photos", 200, ok),
+        // Planned in the future, not started: ignored.
+        op_of(b, "nas", "photos", 900, OperationStatus::Pending),
+        // Another repo, another plan, another kind.
+        op_of(b, "usb", "photos", 800, ok),
+        op_of(b, "nas", "docs", 800, ok),
+        op_of("operationForget", "nas", "photos", 800, ok),
+    ];
+    let ids: Vec<i64> = ops.into_iter().map(|op| add_one(&log, op)).collect();
+    let last = log.last_run("nas", "photos", b).unwrap().unwrap();
+    assert_eq!(last.id, ids[1]);
+    assert_eq!(last, log.get(ids[1]).unwrap().unwrap());
+    // A tie on start time goes to the higher id; a running one counts as started.
+    let tie = add_one(
+        &log,
+        op_of(b, "nas", "photos", 300, OperationStatus::InProgress),
+    );
+    assert_eq!(log.last_run("nas", "photos", b).unwrap().unwrap().id, tie);
+    assert_eq!(
+        log.last_run("usb", "photos", b).unwrap().unwrap().id,
+        ids[4]
+    );
+    assert_eq!(log.last_run("nas", "docs", b).unwrap().unwrap().id, ids[5]);
+    assert_eq!(log.last_run("usb", "docs", b).unwrap(), None);
+    // Repo-level tasks: plan _system_, one last run per repo.
+    let p = "operationPrune";
+    let nas = add_one(&log, op_of(p, "nas", "_system_", 50, ok));
+    let usb = add_one(&log, op_of(p, "usb", "_system_", 40, ok));
+    add_one(
+        &log,
+        op_of(p, "usb", "_system_", 60, OperationStatus::Pending),
+    );
+    assert_eq!(log.last_run("nas", "_system_", p).unwrap().unwrap().id, nas);
+    assert_eq!(log.last_run("usb", "_system_", p).unwrap().unwrap().id, usb);
+    assert_eq!(
+        log.last_run("nas", "_system_", "operationCheck").unwrap(),
+        None
+    );
+}
+
+#[test]
+fn with_status_lists_one_status_in_id_order() {
+    let (_dir, log) = open();
+    use OperationStatus::*;
+    let statuses = [Pending, Success, InProgress, Pending, Error, Pending];
+    let mut ops: Vec<Operation> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| op_of("operationBackup", "nas", "p", 100 - i as i64, *s))
+        .collect();
+    log.add_batch(&mut ops).unwrap();
+    assert_eq!(
+        log.with_status(Pending).unwrap(),
+        [ops[0].clone(), ops[3].clone(), ops[5].clone()]
+    );
+    assert_eq!(ids(&log.with_status(InProgress).unwrap()), [3]);
+    assert_eq!(ids(&log.with_status(Error).unwrap()), [5]);
+    assert!(log.with_status(UserCancelled).unwrap().is_empty());
+}
+
+#[test]
+fn mark_forgotten_touches_only_index_operations_of_that_repo() {
+    let (_dir, log) = open();
+    let in_repo = |op: Operation, repo: &str| Operation {
+        repo_id: repo.into(),
+        ..op
+    };
+    let s1 = add_one(&log, index_op("p", "s1", 1, false));
+    let s2 = add_one(&log, index_op("p", "s2", 2, false));
+    let other_repo = add_one(&log, in_repo(index_op("p", "s1", 3, false), "usb"));
+    let backup_of_s1 = add_one(
+        &log,
+        Operation {
+            snapshot_id: "s1".into(),
+            ..done("operationBackup", "p", 0)
+        },
+    );
+    let already = add_one(&log, index_op("p", "s3", 4, true));
+    let before = log.query(&OpSelector::default(), None).unwrap();
+    let events = log.subscribe();
+
+    let wanted = ["s1", "s3", "not-there"].map(String::from);
+    let marked = log.mark_forgotten("nas", &wanted).unwrap();
+    assert_eq!(ids(&marked), [s1]);
+    assert!(forgot(&marked[0]));
+    let top = before.iter().map(|op| op.modno).max().unwrap();
+    assert_eq!(marked[0].modno, top + 1);
+    assert_eq!(log.get(s1).unwrap().unwrap(), marked[0]);
+    assert_eq!(
+        events.try_recv().unwrap(),
+        OpEvent::Updated(marked[0].clone())
+    );
+    assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
+    // Everything else is as it was: s2, the same snapshot id in another repo, the
+    // backup carrying the snapshot id, the one already forgotten.
+    for id in [s2, other_repo, backup_of_s1, already] {
+        let was = before.iter().find(|op| op.id == id).unwrap();
+        assert_eq!(&log.get(id).unwrap().unwrap(), was);
+    }
+    // Marking again changes nothing; no ids, nothing to do.
+    assert!(log.mark_forgotten("nas", &wanted).unwrap().is_empty());
+    assert!(log.mark_forgotten("nas", &[]).unwrap().is_empty());
+    assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
+    // And last_snapshot now skips s1.
+    assert_eq!(log.last_snapshot("nas", "p").unwrap(), None);
+}
+
+#[test]
+fn clear_deletes_matching_finished_operations_only() {
+    let (_dir, log) = open();
+    use OperationStatus::*;
+    let specs = [
+        ("p", Success),
+        ("p", Error),
+        ("p", Pending),
+        ("p", InProgress),
+        ("p", UserCancelled),
+        ("q", Error),
+        ("q", Warning),
+        ("p", Error),
+    ];
+    let mut ops: Vec<Operation> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, (plan, s))| op_of("operationBackup", "nas", plan, i as i64, *s))
+        .collect();
+    log.add_batch(&mut ops).unwrap();
+    let events = log.subscribe();
+    let plan = |p: &str| OpSelector {
+        plan_id: Some(p.into()),
+        ..Default::default()
+    };
+
+    // Only the failed ones of plan p, handed back as they were stored.
+    let cleared = log.clear(&plan("p"), true).unwrap();
+    assert_eq!(cleared, [ops[1].clone(), ops[7].clone()]);
+    assert_eq!(events.try_recv().unwrap(), OpEvent::Deleted(vec![2, 8]));
+    assert_eq!(all_ids(&log), [1, 3, 4, 5, 6, 7]);
+
+    // Unfinished operations stay even when named by id.
+    let by_ids = OpSelector {
+        ids: Some(vec![3, 4, 5]),
+        ..Default::default()
+    };
+    assert_eq!(ids(&log.clear(&by_ids, false).unwrap()), [5]);
+    assert_eq!(events.try_recv().unwrap(), OpEvent::Deleted(vec![5]));
+
+    // Nothing matched: nothing deleted, nothing announced.
+    assert!(log.clear(&plan("nothing"), false).unwrap().is_empty());
+    let foreign = OpSelector {
+        original_instance_keyid: Some("k".into()),
+        ..Default::default()
+    };
+    assert!(log.clear(&foreign, false).unwrap().is_empty());
+    assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
+
+    // ids cannot be combined with other fields, as in query.
+    let bad = OpSelector {
+        ids: Some(vec![1]),
+        plan_id: Some("p".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        log.clear(&bad, false),
+        Err(OpLogError::InvalidSelector(_))
+    ));
+
+    // The empty selector: every finished operation.
+    assert_eq!(
+        ids(&log.clear(&OpSelector::default(), false).unwrap()),
+        [1, 6, 7]
+    );
+    assert_eq!(events.try_recv().unwrap(), OpEvent::Deleted(vec![1, 6, 7]));
+    assert_eq!(all_ids(&log), [3, 4]);
+}
+
+/// Small limits that make the cases easy to read: backups and hooks 2 and 30 days.
+fn small_limits() -> HistoryLimits {
+    HistoryLimits {
+        rules: vec![HistoryRule {
+            kinds: vec!["operationBackup", "operationRunHook"],
+            max_count: 2,
+            max_age_days: Some(30),
+        }],
+    }
+}
+
+#[test]
+fn prune_history_keeps_the_flow_of_a_live_snapshot() {
+    let (_dir, log) = open();
+    let b = "operationBackup";
+    let h = "operationRunHook";
+    // A snapshot 60 days old, still in the repo, beyond both the count and the age.
+    let live = add_flow(
+        &log,
+        vec![
+            done(b, "p", NOW - 60 * DAY),
+            done(h, "p", NOW - 60 * DAY + 1),
+            index_op("p", "s-old", NOW - 60 * DAY + 2, false),
+        ],
+    );
+    // A failed backup as old, in a flow of its own: goes.
+    let failed = add_one(
+        &log,
+        op_of(b, "nas", "p", NOW - 59 * DAY, OperationStatus::Error),
+    );
+    // Three recent backups with hooks: the oldest pair is beyond the count of 2.
+    let mut recent = Vec::new();
+    for day in [3, 2, 1] {
+        recent.push(add_flow(
+            &log,
+            vec![
+                done(b, "p", NOW - day * DAY),
+                done(h, "p", NOW - day * DAY + 1),
+            ],
+        ));
+    }
+    // The newest snapshot's index operation, so that s-old's is not the newest.
+    add_one(&log, index_op("p", "s-new", NOW - DAY + 2, false));
+    let events = log.subscribe();
+    let deleted = log.prune_history(NOW, &small_limits()).unwrap();
+    let mut want = vec![failed, recent[0][0], recent[0][1]];
+    want.sort_unstable();
+    assert_eq!(ids(&deleted), want);
+    assert_eq!(events.try_recv().unwrap(), OpEvent::Deleted(want.clone()));
+    assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
+    let left = all_ids(&log);
+    for id in live.iter().chain(&recent[1]).chain(&recent[2]) {
+        assert!(left.contains(id), "{id} was deleted");
+    }
+    // A second pass finds nothing more to do.
+    assert!(log.prune_history(NOW, &small_limits()).unwrap().is_empty());
+    assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
+    // Once the snapshot is forgotten, its flow (60 days old) goes.
+    log.mark_forgotten("nas", &["s-old".to_string()]).unwrap();
+    let deleted = log.prune_history(NOW, &small_limits()).unwrap();
+    assert_eq!(ids(&deleted), live);
+}
+
+#[test]
+fn prune_history_deletes_the_flows_of_forgotten_snapshots() {
+    let (_dir, log) = open();
+    let b = "operationBackup";
+    let h = "operationRunHook";
+    let f = "operationForget";
+    // Forgotten, and its backup and hook are beyond the limits: the whole flow goes.
+    let beyond = add_flow(
+        &log,
+        vec![
+            done(b, "p", NOW - 40 * DAY),
+            done(h, "p", NOW - 40 * DAY + 1),
+            index_op("p", "s1", NOW - 40 * DAY + 2, true),
+        ],
+    );
+    // Forgotten, but its backup is recent and within the count: kept until it is not.
+    let within = add_flow(
+        &log,
+        vec![
+            done(b, "p", NOW - 5 * DAY),
+            index_op("p", "s2", NOW - 5 * DAY + 1, true),
+        ],
+    );
+    // Forgotten, and its index operation started more than 30 days ago: its forget
+    // operation has no age limit and is within its count, but the flow goes as a whole.
+    let old = add_flow(
+        &log,
+        vec![
+            index_op("p", "s3", NOW - 31 * DAY, true),
+            done(f, "p", NOW - 31 * DAY + 1),
+        ],
+    );
+    // A forgotten index operation alone in its flow (its backup was cleared): goes.
+    let alone = add_one(&log, index_op("p", "s4", NOW - 2 * DAY, true));
+    // The newest snapshot, live; and a newest backup so that the ones above are not
+    // the newest of their kind.
+    let newest = add_flow(
+        &log,
+        vec![
+            done(b, "p", NOW - DAY),
+            done(h, "p", NOW - DAY + 1),
+            index_op("p", "s5", NOW - DAY + 2, false),
+        ],
+    );
+    let newest_forget = add_one(&log, done(f, "p", NOW - DAY));
+    let mut limits = small_limits();
+    limits.rules.push(HistoryRule {
+        kinds: vec![f],
+        max_count: 30,
+        max_age_days: None,
+    });
+    let deleted = log.prune_history(NOW, &limits).unwrap();
+    let mut want: Vec<i64> = beyond.iter().chain(&old).copied().collect();
+    want.push(alone);
+    want.sort_unstable();
+    assert_eq!(ids(&deleted), want);
+    let left = all_ids(&log);
+    let mut kept: Vec<i64> = within.iter().chain(&newest).copied().collect();
+    kept.push(newest_forget);
+    kept.sort_unstable();
+    assert_eq!(left, kept);
+
+    // Two newer backups push the forgotten snapshot's backup beyond the count of 2:
+    // then its index operation goes with it.
+    add_one(&log, done(b, "p", NOW - DAY / 2));
+    add_one(&log, done(b, "p", NOW - DAY / 4));
+    let deleted = log.prune_history(NOW, &limits).unwrap();
+    assert_eq!(ids(&deleted), within);
+    assert!(forgot(&deleted[1]));
+}
+
+#[test]
+fn prune_history_always_keeps_the_newest_of_each_kind() {
+    let (_dir, log) = open();
+    let b = "operationBackup";
+    // Every backup of plan p is older than 30 days: the newest stays anyway.
+    let old: Vec<i64> = (0..3)
+        .map(|i| add_one(&log, done(b, "p", NOW - (90 - i) * DAY)))
+        .collect();
+    // A count of 0 keeps only the newest too.
+    let none = HistoryLimits {
+        rules: vec![HistoryRule {
+            kinds: vec!["operationCheck"],
+            max_count: 0,
+            max_age_days: None,
+        }],
+    };
+    let checks: Vec<i64> = (0..3)
+        .map(|i| add_one(&log, done("operationCheck", "_system_", NOW - i * DAY)))
+        .collect();
+    let deleted = log.prune_history(NOW, &small_limits()).unwrap();
+    assert_eq!(ids(&deleted), old[..2]);
+    let deleted = log.prune_history(NOW, &none).unwrap();
+    assert_eq!(ids(&deleted), [checks[1], checks[2]]);
+    assert_eq!(all_ids(&log), [old[2], checks[0]]);
+    // A newest forgotten index operation, alone in its flow, stays as well.
+    let (_dir, log) = open();
+    let index = add_one(&log, index_op("p", "s1", NOW - 90 * DAY, true));
+    assert!(log.prune_history(NOW, &small_limits()).unwrap().is_empty());
+    assert_eq!(all_ids(&log), [index]);
+}
+
+#[test]
+fn prune_history_counts_per_plan_and_repo() {
+    let (_dir, log) = open();
+    let b = "operationBackup";
+    let a: Vec<i64> = (1..=4)
+        .map(|i| add_one(&log, done(b, "A", NOW - i * HOUR)))
+        .collect();
+    let b_plan: Vec<i64> = (1..=2)
+        .map(|i| add_one(&log, done(b, "B", NOW - i * HOUR)))
+        .collect();
+    // _system_ is a plan like the others, counted per repo.
+    let p = "operationPrune";
+    let limits = HistoryLimits {
+        rules: vec![
+            HistoryRule {
+                kinds: vec![b],
+                max_count: 2,
+                max_age_days: None,
+            },
+            HistoryRule {
+                kinds: vec![p],
+                max_count: 1,
+                max_age_days: None,
+            },
+        ],
+    };
+    let nas: Vec<i64> = (1..=2)
+        .map(|i| {
+            add_one(
+                &log,
+                op_of(
+                    p,
+                    "nas",
+                    "_system_",
+                    NOW - i * HOUR,
+                    OperationStatus::Success,
+                ),
+            )
+        })
+        .collect();
+    let usb = add_one(
+        &log,
+        op_of(
+            p,
+            "usb",
+            "_system_",
+            NOW - 3 * HOUR,
+            OperationStatus::Success,
+        ),
+    );
+    let deleted = log.prune_history(NOW, &limits).unwrap();
+    assert_eq!(ids(&deleted), [a[2], a[3], nas[1]]);
+    let left = all_ids(&log);
+    for id in [a[0], a[1], b_plan[0], b_plan[1], nas[0], usb] {
+        assert!(left.contains(&id), "{id} was deleted");
+    }
+}
+
+#[test]
+fn prune_history_leaves_unfinished_operations_alone() {
+    let (_dir, log) = open();
+    let b = "operationBackup";
+    use OperationStatus::*;
+    let stuck = add_one(&log, op_of(b, "nas", "p", NOW - 90 * DAY, InProgress));
+    let queued = add_one(&log, op_of(b, "nas", "p", NOW - 80 * DAY, Pending));
+    let finished: Vec<i64> = (1..=3)
+        .map(|i| add_one(&log, op_of(b, "nas", "p", NOW - (4 - i) * HOUR, Success)))
+        .collect();
+    let planned = add_one(&log, op_of(b, "nas", "p", NOW + DAY, Pending));
+    // Unfinished operations neither go nor count: the two newest finished stay.
+    let deleted = log.prune_history(NOW, &small_limits()).unwrap();
+    assert_eq!(ids(&deleted), [finished[0]]);
+    assert_eq!(
+        all_ids(&log),
+        [stuck, queued, finished[1], finished[2], planned]
+    );
+}
+
+#[test]
+fn default_history_limits_are_footrests() {
+    let limits = HistoryLimits::default();
+    let find = |kind: &str| {
+        limits
+            .rules
+            .iter()
+            .find(|r| r.kinds.contains(&kind))
+            .map(|r| (r.max_count, r.max_age_days))
+    };
+    assert_eq!(find("operationBackup"), Some((100, Some(30))));
+    assert_eq!(find("operationRunHook"), Some((100, Some(30))));
+    assert_eq!(find("operationForget"), Some((30, None)));
+    assert_eq!(find("operationPrune"), Some((12, None)));
+    assert_eq!(find("operationCheck"), Some((12, None)));
+    assert_eq!(find("operationStats"), Some((100, None)));
+    assert_eq!(find("operationRestore"), Some((50, Some(30))));
+    assert_eq!(find("operationRunCommand"), Some((50, Some(30))));
+    assert_eq!(find("operationIndexSnapshot"), None);
+    // And prune_history applies them: 13 prunes of a repo keep 12.
+    let (_dir, log) = open();
+    let prunes: Vec<i64> = (0..13)
+        .map(|i| add_one(&log, done("operationPrune", "_system_", NOW - i * DAY)))
+        .collect();
+    let deleted = log.prune_history(NOW, &limits).unwrap();
+    assert_eq!(ids(&deleted), [prunes[12]]);
+}
+
+#[test]
+fn a_version_1_log_gains_the_upkeep_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oplog.sqlite");
+    let log = OpLog::open(&path).unwrap();
+    let mut ops = vec![index_op("p", "s1", 1, false), index_op("p", "s2", 2, true)];
+    log.add_batch(&mut ops).unwrap();
+    drop(log);
+    // Back to the schema of the first release, with its data.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX operations_by_kind; DROP INDEX operations_pending;
+             DROP INDEX operations_live_snapshots; UPDATE schema_version SET version = 1;",
+        )
+        .unwrap();
+    let log = OpLog::open(&path).unwrap();
+    assert_eq!(log.query(&OpSelector::default(), None).unwrap(), ops);
+    // The partial index holds the live snapshot's flow only.
+    let live: Vec<i64> = log
+        .with_reader(|conn| {
+            Ok(conn
+                .prepare(
+                    "SELECT flow_id FROM operations INDEXED BY operations_live_snapshots
+                     WHERE kind = 'operationIndexSnapshot'
+                       AND json_extract(json, '$.operationIndexSnapshot.forgot') IS NOT 1",
+                )
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap())
+        })
+        .unwrap();
+    assert_eq!(live, [ops[0].flow_id]);
+}
+
+#[test]
+fn history_limits_become_one_entry_per_kind() {
+    let limits = HistoryLimits {
+        rules: vec![
+            HistoryRule {
+                kinds: vec!["operationBackup", "operationIndexSnapshot"],
+                max_count: 5,
+                max_age_days: Some(2),
+            },
+            // A kind named twice: the first rule applies.
+            HistoryRule {
+                kinds: vec!["operationBackup", "operationStats"],
+                max_count: 7,
+                max_age_days: None,
+            },
+        ],
+    };
+    assert_eq!(
+        limits.to_param(NOW),
+        Value::Text(format!(
+            r#"[["operationBackup",5,{}],["operationStats",7,null]]"#,
+            NOW - 2 * DAY
+        ))
+    );
+}
+
+#[test]
+fn scheduler_and_upkeep_queries_use_indexes() {
+    let (_dir, log) = open();
+    let plan = |sql: &str, params: Vec<Value>| explain(&log, sql, params);
+    let text = |v: &str| Value::Text(v.into());
+    let last_run = plan(
+        LAST_RUN_SQL,
+        vec![text("p"), text("r"), text("operationBackup")],
+    );
+    assert!(last_run.contains("operations_by_kind"), "{last_run}");
+    assert!(!last_run.contains("TEMP B-TREE"), "{last_run}");
+    let pending = plan(
+        "SELECT id, json FROM operations WHERE status = 1 ORDER BY id",
+        vec![],
+    );
+    assert!(pending.contains("operations_pending"), "{pending}");
+    let index_ops = plan(
+        INDEX_OPS_OF_SNAPSHOTS_SQL,
+        vec![text(r#"["s1"]"#), text("nas")],
+    );
+    assert!(index_ops.contains("operations_by_snapshot"), "{index_ops}");
+    let prune = plan(history::PRUNE_SELECT, vec![text("[]"), Value::Integer(NOW)]);
+    // The ranking walks the covering index in the window's order: no row reads, no sort.
+    assert!(
+        prune.contains("SCAN operations USING COVERING INDEX operations_by_kind"),
+        "{prune}"
+    );
+    assert!(prune.contains("operations_live_snapshots"), "{prune}");
+    assert!(
+        !prune.split(" | ").any(|step| step == "SCAN operations"),
+        "{prune}"
+    );
+}
+
+/// Not a benchmark: 20,000 operations over 5 plans, and the upkeep deletes exactly what
+/// the limits say.
+#[test]
+fn prune_history_on_twenty_thousand_operations() {
+    let (_dir, log) = open();
+    let plans = ["photos", "docs", "music", "mail", "code"];
+    let b = "operationBackup";
+    let mut ops = Vec::new();
+    for plan in plans {
+        // Per plan: 1000 snapshot flows 4 hours apart (backup, hook, index; the newest
+        // 100 snapshots still exist) and 1000 failed backups in between: 4000 operations.
+        for i in 0..1000_i64 {
+            let t = NOW - (1000 - i) * 4 * HOUR;
+            ops.push(op_of(b, "nas", plan, t - 2 * HOUR, OperationStatus::Error));
+            // Ids in a new log are 1, 2, 3...: the backup's id is its position + 1.
+            let flow = ops.len() as i64 + 1;
+            let flow_ops = [
+                done(b, plan, t),
+                done("operationRunHook", plan, t + 1),
+                index_op(plan, &format!("{plan}-{i}"), t + 2, i < 900),
+            ];
+            ops.extend(flow_ops.into_iter().map(|op| Operation {
+                flow_id: flow,
+                ..op
+            }));
+        }
+    }
+    log.add_batch(&mut ops).unwrap();
+    assert!(
+        ops.iter()
+            .filter(|op| op.status == OperationStatus::Success && matches!(op.op, Op::Backup(_)))
+            .all(|op| op.flow_id == op.id)
+    );
+    let live: Vec<i64> = ops
+        .iter()
+        .filter(|op| matches!(&op.op, Op::IndexSnapshot(i) if !i.forgot))
+        .flat_map(|op| [op.flow_id, op.flow_id + 1, op.id])
+        .collect();
+    assert_eq!(live.len(), 5 * 300);
+    assert_eq!(all_ids(&log).len(), 20_000);
+    let deleted = log.prune_history(NOW, &HistoryLimits::default()).unwrap();
+    // Per plan: the 100 newest backups are 50 live flows' and 50 failed ones; the
+    // other 950 failed backups go, and so do the 900 forgotten flows (backup, hook and
+    // index), all beyond the count: 950 + 3 * 900 = 3650.
+    assert_eq!(deleted.len(), 5 * 3650);
+    let left = log.query(&OpSelector::default(), None).unwrap();
+    assert_eq!(left.len(), 5 * 350);
+    assert!(left.iter().all(|op| !forgot(op)));
+    let left_ids: Vec<i64> = ids(&left);
+    assert!(live.iter().all(|id| left_ids.binary_search(id).is_ok()));
+    assert_eq!(
+        left.iter()
+            .filter(|op| op.status == OperationStatus::Error)
+            .count(),
+        5 * 50
+    );
 }

@@ -6,6 +6,7 @@
 //! `crate::restic`.
 
 pub mod queue;
+pub mod schedule;
 pub mod tasks;
 
 use std::collections::HashSet;

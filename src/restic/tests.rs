@@ -454,6 +454,23 @@ fn missing_repository_is_recognised() {
     assert!(err.is_repo_not_found(), "{err:?}");
 }
 
+/// Waits until `child` (a restic) has written its lock file. restic 0.14 writes a file
+/// under a temporary name and renames it: only a 64-hex name is a lock.
+fn wait_for_lock_file(repo: &Repo, child: &mut std::process::Child) {
+    let locks = Path::new(&repo.uri).join("locks");
+    let t0 = Instant::now();
+    let has_lock = || {
+        fs::read_dir(&locks)
+            .unwrap()
+            .any(|e| is_hex(&e.unwrap().file_name().to_string_lossy(), 64))
+    };
+    while !has_lock() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no lock appeared");
+        assert!(child.try_wait().unwrap().is_none(), "restic ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A stale exclusive lock, as a `restic prune` killed with -9 would leave: `key passwd`
 /// takes the exclusive lock, then waits for the new password on stdin, where it is
 /// killed.
@@ -467,12 +484,7 @@ fn leave_stale_exclusive_lock(repo: &Repo) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let locks = Path::new(&repo.uri).join("locks");
-    let t0 = Instant::now();
-    while fs::read_dir(&locks).unwrap().next().is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "no lock appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lock_file(repo, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
 }

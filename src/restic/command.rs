@@ -110,6 +110,53 @@ pub struct SnapshotFilter {
     pub tags: Vec<String>,
 }
 
+/// What `forget` removes: either snapshots chosen by keep rules among those carrying the
+/// tags, or exactly the snapshots named by `ids`. Never prunes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ForgetRequest {
+    /// Keep rules; `None` and `Some(0)` both mean "no such rule" (restic reads 0 so).
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    /// One `--tag` each; within one entry a comma means AND, as restic does
+    /// (`plan:photos,created-by:pi4`), separate entries mean OR.
+    pub tags: Vec<String>,
+    /// `--group-by`; `Some("")` makes one group of everything the tags select, `None`
+    /// keeps restic's default (`host,paths`).
+    pub group_by: Option<String>,
+    /// Forget exactly these snapshots (hex ids or unique prefixes). Then no keep rule
+    /// may be set, and `tags` and `group_by` are not used.
+    pub ids: Vec<String>,
+    pub dry_run: bool,
+}
+
+impl ForgetRequest {
+    fn keep_rules(&self) -> [(&'static str, Option<u32>); 6] {
+        [
+            ("--keep-last", self.keep_last),
+            ("--keep-hourly", self.keep_hourly),
+            ("--keep-daily", self.keep_daily),
+            ("--keep-weekly", self.keep_weekly),
+            ("--keep-monthly", self.keep_monthly),
+            ("--keep-yearly", self.keep_yearly),
+        ]
+    }
+}
+
+/// How much unused space `prune` may leave in the repository rather than repack.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxUnused {
+    /// Percent of the repository size: `--max-unused 10%`; restic wants 0 up to (not
+    /// including) 100.
+    Percent(f64),
+    /// Bytes: `--max-unused 1048576` (restic 0.14 takes plain bytes as well as k/M/G/T
+    /// suffixes; plain bytes are exact).
+    Bytes(u64),
+}
+
 /// Environment variables restic reads a repository or its password from. footrest's own
 /// values are never passed on: only the repo's settings are.
 const REPO_VARS: [&str; 5] = [
@@ -339,6 +386,106 @@ pub(crate) fn snapshots_args(filter: &SnapshotFilter) -> Vec<OsString> {
         args.extend(filter.ids.iter().map(OsString::from));
     }
     args
+}
+
+/// `forget --json [--keep-* N]... [--tag T]... [--group-by G] [--dry-run]`, or with ids
+/// `forget [--dry-run] -- ids...` (restic 0.14 prints no JSON for ids). Never `--prune`.
+pub(crate) fn forget_args(req: &ForgetRequest) -> Result<Vec<OsString>, ResticError> {
+    let rules: Vec<(&str, u32)> = req
+        .keep_rules()
+        .into_iter()
+        .filter_map(|(flag, n)| n.filter(|&n| n > 0).map(|n| (flag, n)))
+        .collect();
+    if !req.ids.is_empty() {
+        if !rules.is_empty() {
+            return Err(ResticError::InvalidArgs {
+                detail: "forget takes either snapshot ids or keep rules, not both".into(),
+            });
+        }
+        for id in &req.ids {
+            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ResticError::InvalidArgs {
+                    detail: format!("{id:?} is not a snapshot id (1 to 64 hex digits) to forget"),
+                });
+            }
+        }
+        let mut args: Vec<OsString> = vec!["forget".into()];
+        if req.dry_run {
+            args.push("--dry-run".into());
+        }
+        // `--` so that no id can ever be read as a flag.
+        args.push("--".into());
+        args.extend(req.ids.iter().map(OsString::from));
+        return Ok(args);
+    }
+    if rules.is_empty() {
+        return Err(ResticError::InvalidArgs {
+            detail: "forget needs a keep rule above 0 (keep last, hourly, daily, weekly, \
+                     monthly or yearly) or snapshot ids; without one restic removes nothing"
+                .into(),
+        });
+    }
+    let mut args: Vec<OsString> = vec!["forget".into(), "--json".into()];
+    for (flag, n) in rules {
+        args.extend([flag.into(), n.to_string().into()]);
+    }
+    for tag in &req.tags {
+        args.extend(["--tag".into(), tag.into()]);
+    }
+    if let Some(group_by) = &req.group_by {
+        args.extend(["--group-by".into(), group_by.into()]);
+    }
+    if req.dry_run {
+        args.push("--dry-run".into());
+    }
+    Ok(args)
+}
+
+/// `prune [--max-unused 10% | --max-unused 1048576]`.
+pub(crate) fn prune_args(max_unused: Option<MaxUnused>) -> Result<Vec<OsString>, ResticError> {
+    let mut args: Vec<OsString> = vec!["prune".into()];
+    match max_unused {
+        Some(MaxUnused::Percent(p)) => {
+            if !(p.is_finite() && (0.0..100.0).contains(&p)) {
+                return Err(ResticError::InvalidArgs {
+                    detail: format!(
+                        "max unused {p}% is not a percentage from 0 up to (not including) 100"
+                    ),
+                });
+            }
+            args.extend(["--max-unused".into(), format!("{p}%").into()]);
+        }
+        Some(MaxUnused::Bytes(n)) => {
+            args.extend(["--max-unused".into(), n.to_string().into()]);
+        }
+        None => {}
+    }
+    Ok(args)
+}
+
+/// `check [--read-data-subset N%]`; the subset only when above 0 (at most 100).
+pub(crate) fn check_args(
+    read_data_subset_percent: Option<f64>,
+) -> Result<Vec<OsString>, ResticError> {
+    let mut args: Vec<OsString> = vec!["check".into()];
+    if let Some(p) = read_data_subset_percent {
+        if !p.is_finite() || p > 100.0 {
+            return Err(ResticError::InvalidArgs {
+                detail: format!("read data subset {p}% is not a percentage up to 100"),
+            });
+        }
+        if p > 0.0 {
+            args.extend(["--read-data-subset".into(), format!("{p}%").into()]);
+        }
+    }
+    Ok(args)
+}
+
+/// `stats --json --mode raw-data`: what the repository stores, after deduplication.
+pub(crate) fn stats_args() -> Vec<OsString> {
+    ["stats", "--json", "--mode", "raw-data"]
+        .map(OsString::from)
+        .into()
 }
 
 #[cfg(test)]
@@ -670,5 +817,204 @@ mod tests {
                 "9a3c77",
             ])
         );
+    }
+
+    #[test]
+    fn forget_argv_with_keep_rules_tags_and_one_group() {
+        let req = ForgetRequest {
+            keep_last: Some(2),
+            keep_hourly: Some(0), // 0 is no rule
+            keep_daily: Some(7),
+            keep_weekly: Some(4),
+            keep_monthly: Some(12),
+            keep_yearly: Some(3),
+            tags: vec!["plan:photos,created-by:pi4".into()],
+            group_by: Some(String::new()),
+            ids: vec![],
+            dry_run: false,
+        };
+        assert_eq!(
+            forget_args(&req).unwrap(),
+            os(&[
+                "forget",
+                "--json",
+                "--keep-last",
+                "2",
+                "--keep-daily",
+                "7",
+                "--keep-weekly",
+                "4",
+                "--keep-monthly",
+                "12",
+                "--keep-yearly",
+                "3",
+                "--tag",
+                "plan:photos,created-by:pi4",
+                "--group-by",
+                "",
+            ])
+        );
+        let req = ForgetRequest {
+            keep_hourly: Some(24),
+            tags: vec!["a".into(), "b,c".into()],
+            group_by: Some("host,tags".into()),
+            dry_run: true,
+            ..ForgetRequest::default()
+        };
+        assert_eq!(
+            forget_args(&req).unwrap(),
+            os(&[
+                "forget",
+                "--json",
+                "--keep-hourly",
+                "24",
+                "--tag",
+                "a",
+                "--tag",
+                "b,c",
+                "--group-by",
+                "host,tags",
+                "--dry-run",
+            ])
+        );
+        // Without group_by restic groups by host and paths itself.
+        let req = ForgetRequest {
+            keep_last: Some(1),
+            ..ForgetRequest::default()
+        };
+        assert_eq!(
+            forget_args(&req).unwrap(),
+            os(&["forget", "--json", "--keep-last", "1"])
+        );
+    }
+
+    #[test]
+    fn forget_argv_with_ids() {
+        let req = ForgetRequest {
+            ids: vec!["9a3c77f0".into(), "ABCDEF0123".into()],
+            // Not used with ids, as restic does not use them either.
+            tags: vec!["plan:x".into()],
+            group_by: Some(String::new()),
+            ..ForgetRequest::default()
+        };
+        assert_eq!(
+            forget_args(&req).unwrap(),
+            os(&["forget", "--", "9a3c77f0", "ABCDEF0123"])
+        );
+        let dry = ForgetRequest {
+            dry_run: true,
+            ..req.clone()
+        };
+        assert_eq!(
+            forget_args(&dry).unwrap(),
+            os(&["forget", "--dry-run", "--", "9a3c77f0", "ABCDEF0123"])
+        );
+    }
+
+    #[test]
+    fn forget_argv_errors() {
+        let msg = |req: &ForgetRequest| forget_args(req).unwrap_err().to_string();
+        assert_eq!(
+            msg(&ForgetRequest {
+                ids: vec!["9a3c77f0".into()],
+                keep_last: Some(3),
+                ..ForgetRequest::default()
+            }),
+            "cannot build the restic command: forget takes either snapshot ids or keep rules, \
+             not both"
+        );
+        for bad in ["", "latest", "--prune", "a".repeat(65).as_str()] {
+            let err = msg(&ForgetRequest {
+                ids: vec!["9a3c77f0".into(), bad.into()],
+                ..ForgetRequest::default()
+            });
+            assert_eq!(
+                err,
+                format!(
+                    "cannot build the restic command: {bad:?} is not a snapshot id (1 to 64 hex \
+                     digits) to forget"
+                )
+            );
+        }
+        let no_rule = ForgetRequest {
+            keep_last: Some(0),
+            tags: vec!["plan:x".into()],
+            ..ForgetRequest::default()
+        };
+        assert_eq!(
+            msg(&no_rule),
+            "cannot build the restic command: forget needs a keep rule above 0 (keep last, \
+             hourly, daily, weekly, monthly or yearly) or snapshot ids; without one restic \
+             removes nothing"
+        );
+    }
+
+    #[test]
+    fn prune_argv() {
+        assert_eq!(prune_args(None).unwrap(), os(&["prune"]));
+        let with = |m| prune_args(Some(m)).unwrap();
+        assert_eq!(
+            with(MaxUnused::Percent(10.0)),
+            os(&["prune", "--max-unused", "10%"])
+        );
+        assert_eq!(
+            with(MaxUnused::Percent(2.5)),
+            os(&["prune", "--max-unused", "2.5%"])
+        );
+        assert_eq!(
+            with(MaxUnused::Percent(0.0)),
+            os(&["prune", "--max-unused", "0%"])
+        );
+        assert_eq!(
+            with(MaxUnused::Bytes(1_048_576)),
+            os(&["prune", "--max-unused", "1048576"])
+        );
+        assert_eq!(
+            with(MaxUnused::Bytes(0)),
+            os(&["prune", "--max-unused", "0"])
+        );
+        for bad in [100.0, 150.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = prune_args(Some(MaxUnused::Percent(bad))).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "cannot build the restic command: max unused {bad}% is not a percentage \
+                     from 0 up to (not including) 100"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn check_argv() {
+        assert_eq!(check_args(None).unwrap(), os(&["check"]));
+        assert_eq!(check_args(Some(0.0)).unwrap(), os(&["check"]));
+        assert_eq!(check_args(Some(-5.0)).unwrap(), os(&["check"]));
+        assert_eq!(
+            check_args(Some(10.0)).unwrap(),
+            os(&["check", "--read-data-subset", "10%"])
+        );
+        assert_eq!(
+            check_args(Some(0.5)).unwrap(),
+            os(&["check", "--read-data-subset", "0.5%"])
+        );
+        assert_eq!(
+            check_args(Some(100.0)).unwrap(),
+            os(&["check", "--read-data-subset", "100%"])
+        );
+        for bad in [100.5, f64::NAN] {
+            assert_eq!(
+                check_args(Some(bad)).unwrap_err().to_string(),
+                format!(
+                    "cannot build the restic command: read data subset {bad}% is not a \
+                     percentage up to 100"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn stats_argv() {
+        assert_eq!(stats_args(), os(&["stats", "--json", "--mode", "raw-data"]));
     }
 }

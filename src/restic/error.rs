@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use super::Version;
+use super::{LockHolder, Version};
 
 /// Something went wrong locating, starting or running restic.
 #[derive(Debug)]
@@ -27,8 +27,17 @@ pub enum ResticError {
     RepoNotFound { detail: String },
     /// The password does not open any key of the repository (newer: exit code 12).
     WrongPassword { detail: String },
-    /// Another restic holds a lock that conflicts (newer: exit code 11).
-    Locked { detail: String },
+    /// Another restic holds a lock that conflicts (newer: exit code 11). `holder` is who
+    /// holds it, when restic's text names them (it always does in 0.14 and newer).
+    Locked {
+        detail: String,
+        holder: Option<LockHolder>,
+    },
+    /// `check` found damage: restic said "repository contains errors". `detail` ends
+    /// with the last errors it listed; the operation log has them all.
+    RepoDamaged { detail: String },
+    /// `forget` by id: no snapshot has this id, or the prefix fits several.
+    NoSuchSnapshot { id: String },
     /// The run was stopped through its [`StopHandle`](super::StopHandle).
     Stopped,
     /// restic ended with an error not covered above. `message` is the useful end of its
@@ -56,6 +65,33 @@ impl ResticError {
 
     pub fn is_stopped(&self) -> bool {
         matches!(self, ResticError::Stopped)
+    }
+
+    /// Who holds the lock, when this is a [`ResticError::Locked`] that names them.
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        match self {
+            ResticError::Locked { holder, .. } => holder.clone(),
+            _ => None,
+        }
+    }
+
+    /// True when this is a [`ResticError::Locked`] whose holder ran on `this_host` and
+    /// is no longer alive (no `/proc/<pid>`): a lock left behind by a killed restic, for
+    /// `unlock` to remove, rather than one to wait for. A lock from another host is never
+    /// judged stale here: its process cannot be seen from this machine.
+    pub fn lock_is_stale(&self, this_host: &str) -> bool {
+        self.lock_is_stale_with(this_host, &|pid| {
+            std::path::Path::new("/proc").join(pid.to_string()).exists()
+        })
+    }
+
+    fn lock_is_stale_with(&self, this_host: &str, is_alive: &dyn Fn(u32) -> bool) -> bool {
+        match self.lock_holder() {
+            Some(h) => {
+                !this_host.is_empty() && h.host.eq_ignore_ascii_case(this_host) && !is_alive(h.pid)
+            }
+            None => false,
+        }
     }
 }
 
@@ -94,10 +130,22 @@ impl fmt::Display for ResticError {
                  the repo's password (or the RESTIC_PASSWORD_FILE/RESTIC_PASSWORD_COMMAND in \
                  its env)"
             ),
-            ResticError::Locked { detail } => write!(
+            ResticError::Locked { detail, .. } => write!(
                 f,
                 "the repository is locked by another restic process; if none is running, \
                  remove the stale lock with unlock — restic said: {detail}"
+            ),
+            ResticError::RepoDamaged { detail } => write!(
+                f,
+                "the repository has errors: restic check found damage, listed in the \
+                 operation log, and some snapshots may not restore completely; do not prune \
+                 it before it is repaired (see \"Troubleshooting\" in restic's documentation) \
+                 — restic said: {detail}"
+            ),
+            ResticError::NoSuchSnapshot { id } => write!(
+                f,
+                "no snapshot {id} in the repository (or the id prefix fits several); list the \
+                 snapshots to find its full id"
             ),
             ResticError::Stopped => write!(f, "restic was stopped before it finished"),
             ResticError::Failed { exit_code, message } => {
@@ -124,5 +172,57 @@ impl std::error::Error for ResticError {
             ResticError::Spawn { source, .. } | ResticError::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locked(host: &str, pid: u32, exclusive: bool) -> ResticError {
+        ResticError::Locked {
+            detail: String::new(),
+            holder: Some(LockHolder {
+                pid,
+                host: host.into(),
+                exclusive,
+            }),
+        }
+    }
+
+    #[test]
+    fn stale_only_on_this_host_with_a_dead_holder() {
+        let dead = |_: u32| false;
+        let alive = |_: u32| true;
+        assert!(locked("pi4", 42, false).lock_is_stale_with("pi4", &dead));
+        assert!(locked("PI4", 42, true).lock_is_stale_with("pi4", &dead));
+        assert!(!locked("pi4", 42, false).lock_is_stale_with("pi4", &alive));
+        assert!(!locked("nas", 42, false).lock_is_stale_with("pi4", &dead));
+        assert!(!locked("pi4", 42, false).lock_is_stale_with("", &dead));
+        let unnamed = ResticError::Locked {
+            detail: "locked".into(),
+            holder: None,
+        };
+        assert!(!unnamed.lock_is_stale_with("pi4", &dead));
+        assert_eq!(unnamed.lock_holder(), None);
+        assert!(!ResticError::Stopped.lock_is_stale_with("pi4", &dead));
+        assert_eq!(ResticError::Stopped.lock_holder(), None);
+        assert_eq!(
+            locked("pi4", 7, true).lock_holder(),
+            Some(LockHolder {
+                pid: 7,
+                host: "pi4".into(),
+                exclusive: true
+            })
+        );
+    }
+
+    #[test]
+    fn the_real_proc_is_asked() {
+        let me = std::process::id();
+        let host = "this-host";
+        // This process is alive; PID 0 never has a /proc entry.
+        assert!(!locked(host, me, false).lock_is_stale(host));
+        assert!(locked(host, 0, false).lock_is_stale(host));
     }
 }

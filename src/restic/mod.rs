@@ -4,7 +4,8 @@
 //! failures into errors that say what to do, and stopping it cleanly (SIGINT, so restic
 //! removes its lock; SIGKILL only after a grace period). It is a plain library over the
 //! binary: it knows nothing about plans, operations, the oplog, hooks or HTTP, and it
-//! never logs or returns a repository password.
+//! never logs or returns a repository password. It never retries: a locked repository
+//! is an error that names the lock's holder, and the caller decides whether to wait.
 //!
 //! Layout: `command` builds command lines, `process` runs a child, `output` reads what
 //! restic prints, `words` holds the shell-word and `$VAR` helpers, `error` the error type.
@@ -21,10 +22,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use command::{BackupRequest, CpuNice, IoNice, Repo, SnapshotFilter};
+pub use command::{BackupRequest, CpuNice, ForgetRequest, IoNice, MaxUnused, Repo, SnapshotFilter};
 pub use error::ResticError;
 pub use output::{
-    BackupStatus, BackupSummary, FileError, RepoConfig, Snapshot, Version, parse_rfc3339_ms,
+    BackupStatus, BackupSummary, FileError, ForgetResult, LockHolder, RepoConfig, RepoStats,
+    Snapshot, Version, parse_rfc3339_ms,
 };
 pub use process::StopHandle;
 pub use words::{expand_env, split_words};
@@ -280,6 +282,125 @@ impl Restic {
             .collect())
     }
 
+    /// Applies a retention policy, or forgets the snapshots named by id; never prunes.
+    ///
+    /// With keep rules: `forget --json`, whose groups give what was kept and removed
+    /// (for a dry run: what would be). With ids, restic 0.14 prints no JSON, so the
+    /// snapshots are looked up first (`snapshots --json`, a shared lock): an id that
+    /// matches none (or a prefix that fits several) is [`ResticError::NoSuchSnapshot`]
+    /// and nothing is forgotten; otherwise exactly the snapshots found are forgotten by
+    /// their full ids and reported as `removed`, and `kept` is empty. restic's other
+    /// output goes to `log`.
+    pub fn forget(
+        &self,
+        repo: &Repo,
+        req: &ForgetRequest,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+    ) -> Result<ForgetResult, ResticError> {
+        let args = command::forget_args(req)?;
+        if !req.ids.is_empty() {
+            return self.forget_ids(repo, req, stop, log);
+        }
+        let mut json = String::new();
+        self.run_streamed(repo, args, stop, DOCUMENT_CAP, log, &mut |line| {
+            // Not a progress line such as `[0:00] 100.00%  3 / 3 files deleted`.
+            let t = line.trim_start();
+            let is_json = t.starts_with("[{") || t.starts_with("[]");
+            if is_json {
+                json.push_str(line);
+                json.push('\n');
+            }
+            is_json
+        })?;
+        output::parse_forget(&json).map_err(|detail| ResticError::Parse {
+            what: "forget report (`forget --json`)".into(),
+            detail,
+        })
+    }
+
+    fn forget_ids(
+        &self,
+        repo: &Repo,
+        req: &ForgetRequest,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+    ) -> Result<ForgetResult, ResticError> {
+        let filter = SnapshotFilter {
+            ids: req.ids.clone(),
+            tags: Vec::new(),
+        };
+        let mut found = self.snapshots(repo, &filter, stop)?;
+        // Two prefixes of one snapshot name it twice.
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|s| seen.insert(s.id.clone()));
+        for id in &req.ids {
+            let prefix = id.to_ascii_lowercase();
+            if !found.iter().any(|s| s.id.starts_with(&prefix)) {
+                return Err(ResticError::NoSuchSnapshot { id: id.clone() });
+            }
+        }
+        let exact = ForgetRequest {
+            ids: found.iter().map(|s| s.id.clone()).collect(),
+            dry_run: req.dry_run,
+            ..ForgetRequest::default()
+        };
+        self.run_streamed(
+            repo,
+            command::forget_args(&exact)?,
+            stop,
+            LINE_CAP,
+            log,
+            &mut |_| false,
+        )?;
+        Ok(ForgetResult {
+            kept: Vec::new(),
+            removed: found,
+        })
+    }
+
+    /// Removes data no snapshot uses (`restic prune [--max-unused ...]`; an exclusive
+    /// lock). Its long report goes to `log` line by line.
+    pub fn prune(
+        &self,
+        repo: &Repo,
+        max_unused: Option<MaxUnused>,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+    ) -> Result<(), ResticError> {
+        let args = command::prune_args(max_unused)?;
+        self.run_streamed(repo, args, stop, LINE_CAP, log, &mut |_| false)
+    }
+
+    /// Checks the repository's structure and, when `read_data_subset_percent` is above
+    /// 0, reads that share of the data packs (`restic check [--read-data-subset N%]`; an
+    /// exclusive lock in 0.14). Its report goes to `log` line by line. Damage found is
+    /// [`ResticError::RepoDamaged`].
+    ///
+    /// On SIGINT, restic 0.14 first finishes reading the data pack in hand; on a slow
+    /// backend (or with `--limit-download`) that can outlast the grace period, and the
+    /// SIGKILL that follows leaves a stale lock for `unlock`. Damage also costs time:
+    /// restic retries loading a missing pack for some 45 s before it reports it.
+    pub fn check(
+        &self,
+        repo: &Repo,
+        read_data_subset_percent: Option<f64>,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+    ) -> Result<(), ResticError> {
+        let args = command::check_args(read_data_subset_percent)?;
+        self.run_streamed(repo, args, stop, LINE_CAP, log, &mut |_| false)
+    }
+
+    /// What the repository stores (`restic stats --json --mode raw-data`; a shared lock).
+    pub fn stats(&self, repo: &Repo, stop: &StopHandle) -> Result<RepoStats, ResticError> {
+        let stdout = self.run_document(repo, command::stats_args(), stop)?;
+        output::parse_stats(&stdout).map_err(|detail| ResticError::Parse {
+            what: "repository statistics (`stats --json --mode raw-data`)".into(),
+            detail,
+        })
+    }
+
     /// Runs a command whose stdout is one JSON document and returns that stdout.
     fn run_document(
         &self,
@@ -312,7 +433,7 @@ impl Restic {
     }
 
     /// Runs a command whose output is for people: every line goes to `log`; stdout
-    /// lines are also returned.
+    /// lines are also returned (for short outputs only).
     fn run_logged(
         &self,
         repo: &Repo,
@@ -320,26 +441,50 @@ impl Restic {
         stop: &StopHandle,
         log: &mut dyn Write,
     ) -> Result<Vec<String>, ResticError> {
-        let spec = self.spec(Some(repo), args)?;
         let mut stdout = Vec::new();
+        self.run_streamed(repo, args, stop, LINE_CAP, log, &mut |line| {
+            stdout.push(line.to_string());
+            false
+        })?;
+        Ok(stdout)
+    }
+
+    /// Runs a command whose output may be long: each line goes to `log` as it comes and
+    /// is not kept, except stdout lines that `take` claims (it returns true for them;
+    /// they are not logged). Stdout lines are cut at `stdout_cap`, stderr lines at
+    /// [`LINE_CAP`]; of stderr only the few lines that explain a failure are kept.
+    fn run_streamed(
+        &self,
+        repo: &Repo,
+        args: Vec<OsString>,
+        stop: &StopHandle,
+        stdout_cap: usize,
+        log: &mut dyn Write,
+        take: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(), ResticError> {
+        let spec = self.spec(Some(repo), args)?;
         let mut diag = Diagnostics::default();
         let mut sink = LogSink::default();
         let fin = process::run(
             &spec,
             stop,
             &RunOptions {
-                stdout_line_cap: LINE_CAP,
+                stdout_line_cap: stdout_cap,
                 timeout: None,
             },
             &mut |stream, line| {
                 match stream {
-                    Stream::Stdout => stdout.push(line.to_string()),
+                    Stream::Stdout => {
+                        if take(line) {
+                            return;
+                        }
+                    }
                     Stream::Stderr => diag.observe_stderr(line),
                 }
                 sink.write(log, line);
             },
         )?;
-        finish(&fin, &diag).map(|()| stdout)
+        finish(&fin, &diag)
     }
 }
 

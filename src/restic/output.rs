@@ -1,7 +1,8 @@
 //! Understands what restic prints, from 0.14 to current releases: `restic version`, the
 //! JSON lines of `backup --json` (status, summary, per-file errors, `exit_error`),
-//! `snapshots --json`, `cat config`, and the stderr texts and exit codes that mean "no
-//! repository", "wrong password" and "locked". Pure functions over text, tested against
+//! `snapshots --json`, `forget --json`, `stats --json`, `cat config`, and the stderr texts
+//! and exit codes that mean "no repository", "wrong password", "locked" (and by whom)
+//! and "the repository has errors". Pure functions over text, tested against
 //! captured output in `tests/fixtures/restic/`. One line that does not parse is never an
 //! error here: it is just not a message.
 
@@ -340,29 +341,151 @@ struct RawSnapshot {
 /// not promised).
 pub(crate) fn parse_snapshots(json: &str) -> Result<Vec<Snapshot>, String> {
     let raw: Vec<RawSnapshot> = serde_json::from_str(json.trim()).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(raw.len());
-    for s in raw {
-        let time_ms = parse_rfc3339_ms(&s.time)
-            .ok_or_else(|| format!("snapshot {}: time {:?} is not RFC 3339", s.id, s.time))?;
-        let short_id = if s.short_id.is_empty() {
-            s.id.chars().take(8).collect()
-        } else {
-            s.short_id
-        };
-        out.push(Snapshot {
-            id: s.id,
-            short_id,
-            time_ms,
-            hostname: s.hostname,
-            username: s.username,
-            tree: s.tree,
-            parent: s.parent.unwrap_or_default(),
-            paths: s.paths.unwrap_or_default(),
-            tags: s.tags.unwrap_or_default(),
-        });
-    }
+    snapshots_oldest_first(raw)
+}
+
+fn snapshots_oldest_first(raw: Vec<RawSnapshot>) -> Result<Vec<Snapshot>, String> {
+    let mut out = raw
+        .into_iter()
+        .map(snapshot_of)
+        .collect::<Result<Vec<_>, _>>()?;
     out.sort_by_key(|s| s.time_ms);
     Ok(out)
+}
+
+fn snapshot_of(s: RawSnapshot) -> Result<Snapshot, String> {
+    let time_ms = parse_rfc3339_ms(&s.time)
+        .ok_or_else(|| format!("snapshot {}: time {:?} is not RFC 3339", s.id, s.time))?;
+    let short_id = if s.short_id.is_empty() {
+        s.id.chars().take(8).collect()
+    } else {
+        s.short_id
+    };
+    Ok(Snapshot {
+        id: s.id,
+        short_id,
+        time_ms,
+        hostname: s.hostname,
+        username: s.username,
+        tree: s.tree,
+        parent: s.parent.unwrap_or_default(),
+        paths: s.paths.unwrap_or_default(),
+        tags: s.tags.unwrap_or_default(),
+    })
+}
+
+/// What `forget` kept and removed (or, for a dry run, would remove), each oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ForgetResult {
+    /// Empty when snapshots were forgotten by id: then no keep rules were applied.
+    pub kept: Vec<Snapshot>,
+    pub removed: Vec<Snapshot>,
+}
+
+/// One group of `forget --json`: `{tags, host, paths, keep, remove, reasons}`; an empty
+/// `keep` or `remove` is `null`. The group's own fields and `reasons` are not needed.
+#[derive(Deserialize)]
+struct RawForgetGroup {
+    #[serde(default)]
+    keep: Option<Vec<RawSnapshot>>,
+    #[serde(default)]
+    remove: Option<Vec<RawSnapshot>>,
+}
+
+/// Parses `forget --json` output (a list of groups) into all kept and all removed
+/// snapshots. Empty output is an empty result: restic 0.14 prints nothing at all when
+/// no snapshot matches the tags.
+pub(crate) fn parse_forget(json: &str) -> Result<ForgetResult, String> {
+    if json.trim().is_empty() {
+        return Ok(ForgetResult::default());
+    }
+    let groups: Vec<RawForgetGroup> =
+        serde_json::from_str(json.trim()).map_err(|e| e.to_string())?;
+    let mut keep = Vec::new();
+    let mut remove = Vec::new();
+    for g in groups {
+        keep.extend(g.keep.unwrap_or_default());
+        remove.extend(g.remove.unwrap_or_default());
+    }
+    Ok(ForgetResult {
+        kept: snapshots_oldest_first(keep)?,
+        removed: snapshots_oldest_first(remove)?,
+    })
+}
+
+/// What the repository holds, from `stats --json --mode raw-data`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RepoStats {
+    /// Bytes the blobs take in the repository (compressed, deduplicated).
+    pub total_size: i64,
+    /// Bytes the same blobs hold uncompressed; 0 when restic does not say (0.14).
+    pub total_uncompressed_size: i64,
+    pub total_blob_count: i64,
+    pub snapshot_count: i64,
+    /// Uncompressed size over compressed size of the compressed data, as restic reports
+    /// it; 0 when restic does not say (0.14).
+    pub compression_ratio: f64,
+}
+
+pub(crate) fn parse_stats(json: &str) -> Result<RepoStats, String> {
+    #[derive(Deserialize)]
+    struct Raw {
+        total_size: i64,
+        #[serde(default)]
+        total_uncompressed_size: i64,
+        #[serde(default)]
+        total_blob_count: i64,
+        #[serde(default)]
+        snapshots_count: i64,
+        #[serde(default)]
+        compression_ratio: f64,
+    }
+    let raw: Raw = serde_json::from_str(json.trim()).map_err(|e| e.to_string())?;
+    Ok(RepoStats {
+        total_size: raw.total_size,
+        total_uncompressed_size: raw.total_uncompressed_size,
+        total_blob_count: raw.total_blob_count,
+        snapshot_count: raw.snapshots_count,
+        compression_ratio: raw.compression_ratio,
+    })
+}
+
+/// Who holds the lock that made restic refuse, as restic names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockHolder {
+    /// The holder's process id on `host`.
+    pub pid: u32,
+    /// The host name of the machine the holder ran on.
+    pub host: String,
+    /// An exclusive lock (prune, forget, check, ...) rather than a shared one (backup).
+    pub exclusive: bool,
+}
+
+/// Reads the holder out of restic's "already locked" text (0.14 and newer say the same):
+/// `repository is already locked [exclusively ]by PID 1234 on myhost by root (UID 0,
+/// GID 0)`.
+pub(crate) fn parse_lock_holder(text: &str) -> Option<LockHolder> {
+    const MARK: &str = "repository is already locked ";
+    let rest = &text[text.find(MARK)? + MARK.len()..];
+    let (exclusive, rest) = match rest.strip_prefix("exclusively ") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let rest = rest.strip_prefix("by PID ")?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let pid = rest[..digits].parse::<u32>().ok()?;
+    let rest = rest[digits..].strip_prefix(" on ")?;
+    let host = &rest[..rest.find(char::is_whitespace).unwrap_or(rest.len())];
+    if host.is_empty() {
+        return None;
+    }
+    Some(LockHolder {
+        pid,
+        host: host.to_string(),
+        exclusive,
+    })
 }
 
 /// The parts of `restic cat config` footrest uses.
@@ -597,7 +720,11 @@ pub(crate) fn classify_failure(code: Option<i32>, diag: &Diagnostics) -> ResticE
             .filter(|l| !l.contains("the `unlock` command can be used"))
             .collect::<Vec<_>>()
             .join("\n");
-        return ResticError::Locked { detail };
+        let holder = parse_lock_holder(&detail);
+        return ResticError::Locked { detail, holder };
+    }
+    if diag.mentions("repository contains errors") {
+        return ResticError::RepoDamaged { detail };
     }
     if is(130) && detail.is_empty() {
         return ResticError::Failed {
@@ -960,7 +1087,7 @@ mod tests {
     #[test]
     fn locked() {
         let err = classify_failure(Some(1), &diag_of(fixture!("locked-0.14.stderr")));
-        let ResticError::Locked { detail } = &err else {
+        let ResticError::Locked { detail, holder } = &err else {
             panic!("{err:?}")
         };
         assert!(detail.starts_with(
@@ -968,8 +1095,179 @@ mod tests {
              PID 5405 on vm by root"
         ));
         assert!(!detail.contains("unlock"));
+        assert_eq!(
+            holder,
+            &Some(LockHolder {
+                pid: 5405,
+                host: "vm".into(),
+                exclusive: true
+            })
+        );
         let err = classify_failure(Some(11), &diag_of(fixture!("locked-newer.stderr")));
         assert!(err.is_locked(), "{err:?}");
+        assert_eq!(
+            err.lock_holder(),
+            Some(LockHolder {
+                pid: 4242,
+                host: "nas".into(),
+                exclusive: true
+            })
+        );
+    }
+
+    #[test]
+    fn lock_holders_shared_and_exclusive_0_14() {
+        // `forget` (exclusive) refused by a running `backup` (shared lock).
+        let err = classify_failure(Some(1), &diag_of(fixture!("locked-0.14-shared.stderr")));
+        assert_eq!(
+            err.lock_holder(),
+            Some(LockHolder {
+                pid: 24066,
+                host: "vm".into(),
+                exclusive: false
+            })
+        );
+        assert_eq!(
+            err.to_string(),
+            "the repository is locked by another restic process; if none is running, remove \
+             the stale lock with unlock — restic said: unable to create lock in backend: \
+             repository is already locked by PID 24066 on vm by root (UID 0, GID 0)\nlock was \
+             created at 2026-11-24 04:28:19 (1.126801449s ago)\nstorage ID ba38ba53"
+        );
+        // `backup` refused by a running `check` (exclusive lock).
+        let err = classify_failure(Some(1), &diag_of(fixture!("locked-0.14-exclusive.stderr")));
+        assert_eq!(
+            err.lock_holder(),
+            Some(LockHolder {
+                pid: 23591,
+                host: "vm".into(),
+                exclusive: true
+            })
+        );
+    }
+
+    #[test]
+    fn lock_holder_text_edge_cases() {
+        let p = parse_lock_holder;
+        assert_eq!(
+            p("repository is already locked by PID 7 on my-host.lan by  (UID 0, GID 0)"),
+            Some(LockHolder {
+                pid: 7,
+                host: "my-host.lan".into(),
+                exclusive: false
+            })
+        );
+        assert_eq!(
+            p("repository is already locked by PID 7 on pi\nlock was created"),
+            Some(LockHolder {
+                pid: 7,
+                host: "pi".into(),
+                exclusive: false
+            })
+        );
+        for bad in [
+            "",
+            "repository is already locked",
+            "repository is already locked by PID x on pi by root",
+            "repository is already locked by PID 99999999999 on pi by root",
+            "repository is already locked by PID 7 on  by root",
+            "repository is already locked by PID 7",
+            "repository is already locked by someone",
+        ] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn forget_0_14_several_groups() {
+        // `forget --json --dry-run --keep-last 1`: three groups (host, paths), the last
+        // with `"remove": null`.
+        let r = parse_forget(fixture!("forget-0.14-groups.json")).unwrap();
+        let ids = |v: &[Snapshot]| v.iter().map(|s| s.short_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&r.kept), ["7af2853e", "9c607ed8", "20f0f13c"]);
+        assert_eq!(ids(&r.removed), ["5d21f24c", "75ec4915", "2b4b596a"]);
+        let gone = &r.removed[2];
+        assert_eq!(
+            gone.id,
+            "2b4b596aa27f233f817663f985f32b114896caeb68ed60211343525bf6b9a0eb"
+        );
+        assert_eq!(gone.paths, vec!["/tmp/rk/src2".to_string()]);
+        assert_eq!(
+            gone.tags,
+            vec!["plan:pics".to_string(), "created-by:pi4".to_string()]
+        );
+        assert_eq!(gone.hostname, "vm");
+        assert_eq!(r.kept[2].hostname, "otherhost");
+        assert_eq!(r.kept[1].parent, gone.id);
+    }
+
+    #[test]
+    fn forget_0_14_one_group_for_a_tag_filter() {
+        // `forget --json --tag plan:docs,created-by:pi4 --group-by '' --keep-last 2`.
+        let r = parse_forget(fixture!("forget-0.14-group-by-none.json")).unwrap();
+        let ids = |v: &[Snapshot]| v.iter().map(|s| s.short_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&r.kept), ["7af2853e", "20f0f13c"]);
+        assert_eq!(ids(&r.removed), ["5d21f24c", "75ec4915"]);
+        assert!(r.removed[0].time_ms < r.removed[1].time_ms);
+    }
+
+    #[test]
+    fn forget_edge_cases() {
+        assert_eq!(parse_forget("").unwrap(), ForgetResult::default());
+        assert_eq!(parse_forget("[]\n").unwrap(), ForgetResult::default());
+        let nothing =
+            r#"[{"tags":null,"host":"","paths":null,"keep":null,"remove":null,"reasons":null}]"#;
+        assert_eq!(parse_forget(nothing).unwrap(), ForgetResult::default());
+        assert!(parse_forget("{}").is_err());
+        let bad_time = r#"[{"keep":[{"id":"a","time":"soon"}]}]"#;
+        assert_eq!(
+            parse_forget(bad_time).unwrap_err(),
+            "snapshot a: time \"soon\" is not RFC 3339"
+        );
+    }
+
+    #[test]
+    fn stats_0_14_and_newer() {
+        assert_eq!(
+            parse_stats(fixture!("stats-0.14-raw-data.json")).unwrap(),
+            RepoStats {
+                total_size: 2726,
+                total_uncompressed_size: 0,
+                total_blob_count: 15,
+                snapshot_count: 6,
+                compression_ratio: 0.0,
+            }
+        );
+        assert_eq!(
+            parse_stats(fixture!("stats-newer-raw-data.json")).unwrap(),
+            RepoStats {
+                total_size: 1183421,
+                total_uncompressed_size: 3489014,
+                total_blob_count: 412,
+                snapshot_count: 12,
+                compression_ratio: 2.9482876,
+            }
+        );
+        assert!(parse_stats("{}").is_err());
+        assert!(parse_stats("[]").is_err());
+        assert!(parse_stats("").is_err());
+    }
+
+    #[test]
+    fn check_damage_is_its_own_error() {
+        let err = classify_failure(Some(1), &diag_of(fixture!("check-0.14-damaged.stderr")));
+        let ResticError::RepoDamaged { detail } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            detail,
+            "pack 11cf3e88b13bd583a7281d21f59d2f8fc852ddc1efe7f48b2d3f9175564d9b0f: does not \
+             exist\nFatal: repository contains errors"
+        );
+        assert!(
+            err.to_string().starts_with("the repository has errors: "),
+            "{err}"
+        );
     }
 
     #[test]

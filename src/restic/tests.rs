@@ -454,6 +454,23 @@ fn missing_repository_is_recognised() {
     assert!(err.is_repo_not_found(), "{err:?}");
 }
 
+/// Waits until `child` (a restic) has written its lock file. restic 0.14 writes a file
+/// under a temporary name and renames it: only a 64-hex name is a lock.
+fn wait_for_lock_file(repo: &Repo, child: &mut std::process::Child) {
+    let locks = Path::new(&repo.uri).join("locks");
+    let t0 = Instant::now();
+    let has_lock = || {
+        fs::read_dir(&locks)
+            .unwrap()
+            .any(|e| is_hex(&e.unwrap().file_name().to_string_lossy(), 64))
+    };
+    while !has_lock() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no lock appeared");
+        assert!(child.try_wait().unwrap().is_none(), "restic ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A stale exclusive lock, as a `restic prune` killed with -9 would leave: `key passwd`
 /// takes the exclusive lock, then waits for the new password on stdin, where it is
 /// killed.
@@ -467,12 +484,7 @@ fn leave_stale_exclusive_lock(repo: &Repo) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let locks = Path::new(&repo.uri).join("locks");
-    let t0 = Instant::now();
-    while fs::read_dir(&locks).unwrap().next().is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "no lock appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lock_file(repo, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -493,10 +505,15 @@ fn locked_repository_then_unlock() {
         },
     );
     let err = res.unwrap_err();
-    let ResticError::Locked { detail } = &err else {
+    let ResticError::Locked { detail, .. } = &err else {
         panic!("{err:?}")
     };
     assert!(detail.contains("locked exclusively by PID"), "{detail}");
+    let holder = err.lock_holder().unwrap();
+    assert!(holder.exclusive);
+    assert_eq!(holder.host, this_host());
+    // `key passwd` was killed and reaped: its lock is stale.
+    assert!(err.lock_is_stale(&this_host()));
     let mut log = Vec::new();
     restic().unlock(&repo, &stop, &mut log).unwrap();
     assert!(
@@ -684,4 +701,278 @@ fn kill_9_of_footrest_makes_restic_remove_its_lock() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The host name restic writes into its locks (`uname -n`).
+fn this_host() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Backs up `src` once with `tags` (one `--tag` each, as footrest does) as host `host`
+/// and returns the new snapshot's short id.
+fn tagged_backup(repo: &Repo, src: &Path, tags: &[&str], host: &str) -> String {
+    let req = BackupRequest {
+        paths: vec![src.to_path_buf()],
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        extra_flags: vec![format!("--host {host}")],
+        ..BackupRequest::default()
+    };
+    let (res, _, log) = backup(restic(), repo, &req);
+    let id = res.unwrap().summary.unwrap().snapshot_id;
+    assert!(!id.is_empty(), "{log}");
+    id[..8].to_string()
+}
+
+fn short_ids(snaps: &[Snapshot]) -> Vec<String> {
+    snaps.iter().map(|s| s.short_id.clone()).collect()
+}
+
+fn all_snapshots(repo: &Repo) -> Vec<Snapshot> {
+    restic()
+        .snapshots(repo, &SnapshotFilter::default(), &StopHandle::new())
+        .unwrap()
+}
+
+#[test]
+fn forget_keep_last_with_tag_filter_and_one_group() {
+    let (dir, repo) = fresh_repo();
+    let src = small_tree(dir.path());
+    let mut docs = Vec::new();
+    for i in 0..5 {
+        fs::write(src.join("a.txt"), format!("version {i}\n")).unwrap();
+        // Two hosts: restic's default grouping (host, paths) would keep 2 of each.
+        let host = if i % 2 == 0 { "pi-a" } else { "pi-b" };
+        docs.push(tagged_backup(
+            &repo,
+            &src,
+            &["plan:docs", "created-by:pi4"],
+            host,
+        ));
+    }
+    // Same plan tag, another instance: the AND filter must leave it alone.
+    let foreign = tagged_backup(&repo, &src, &["plan:docs", "created-by:nas"], "pi-a");
+    let req = ForgetRequest {
+        keep_last: Some(2),
+        tags: vec!["plan:docs,created-by:pi4".into()],
+        group_by: Some(String::new()),
+        dry_run: true,
+        ..ForgetRequest::default()
+    };
+    let stop = StopHandle::new();
+    let mut log = Vec::new();
+    let dry = restic().forget(&repo, &req, &stop, &mut log).unwrap();
+    assert_eq!(short_ids(&dry.removed), docs[..3]);
+    assert_eq!(short_ids(&dry.kept), docs[3..]);
+    assert_eq!(all_snapshots(&repo).len(), 6);
+
+    let req = ForgetRequest {
+        dry_run: false,
+        ..req
+    };
+    let done = restic().forget(&repo, &req, &stop, &mut log).unwrap();
+    assert_eq!(short_ids(&done.removed), docs[..3]);
+    assert_eq!(short_ids(&done.kept), docs[3..]);
+    assert!(
+        done.removed
+            .iter()
+            .all(|s| s.id.len() == 64 && s.tags == ["plan:docs", "created-by:pi4"])
+    );
+    let mut left = short_ids(&all_snapshots(&repo));
+    left.sort();
+    let mut want = vec![docs[3].clone(), docs[4].clone(), foreign];
+    want.sort();
+    assert_eq!(left, want);
+    // The JSON report is parsed, not copied into the log.
+    assert!(!String::from_utf8(log).unwrap().contains("\"keep\""));
+}
+
+#[test]
+fn forget_by_id_then_prune_stats_and_check() {
+    let (dir, repo) = fresh_repo();
+    let src = small_tree(dir.path());
+    write_noise(&src.join("noise-1.bin"), 1 << 20, 1);
+    let first = tagged_backup(&repo, &src, &["plan:docs"], "pi");
+    fs::remove_file(src.join("noise-1.bin")).unwrap();
+    write_noise(&src.join("noise-2.bin"), 1 << 20, 2);
+    let second = tagged_backup(&repo, &src, &["plan:docs"], "pi");
+    let stop = StopHandle::new();
+    let before = restic().stats(&repo, &stop).unwrap();
+    assert_eq!(before.snapshot_count, 2);
+    assert!(before.total_size > 2 << 20, "{before:?}");
+    assert!(before.total_blob_count > 2, "{before:?}");
+    // 0.14 reports neither; newer restic reports both.
+    if restic().version() < Version::new(0, 15, 0) {
+        assert_eq!(before.total_uncompressed_size, 0);
+        assert_eq!(before.compression_ratio, 0.0);
+    }
+
+    // An unknown id forgets nothing, not even the known one beside it.
+    let mut log = Vec::new();
+    let err = restic()
+        .forget(
+            &repo,
+            &ForgetRequest {
+                ids: vec![first.clone(), "deadbeef".into()],
+                ..ForgetRequest::default()
+            },
+            &stop,
+            &mut log,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, ResticError::NoSuchSnapshot { id } if id == "deadbeef"),
+        "{err:?}"
+    );
+    assert_eq!(all_snapshots(&repo).len(), 2);
+
+    // By (short) id: the dry run removes nothing, the real one exactly that snapshot.
+    let by_id = ForgetRequest {
+        ids: vec![first.clone()],
+        dry_run: true,
+        ..ForgetRequest::default()
+    };
+    let dry = restic().forget(&repo, &by_id, &stop, &mut log).unwrap();
+    assert_eq!(short_ids(&dry.removed), [first.as_str()]);
+    assert!(dry.kept.is_empty());
+    assert_eq!(all_snapshots(&repo).len(), 2);
+    let by_id = ForgetRequest {
+        dry_run: false,
+        ..by_id
+    };
+    let done = restic().forget(&repo, &by_id, &stop, &mut log).unwrap();
+    assert_eq!(short_ids(&done.removed), [first.as_str()]);
+    assert_eq!(done.removed[0].id.len(), 64);
+    assert_eq!(short_ids(&all_snapshots(&repo)), [second]);
+
+    // Prune drops the first snapshot's noise; its report is in the log.
+    let mut log = Vec::new();
+    restic()
+        .prune(&repo, Some(MaxUnused::Percent(5.0)), &stop, &mut log)
+        .unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.contains("remaining"), "{log}");
+    let after = restic().stats(&repo, &stop).unwrap();
+    assert_eq!(after.snapshot_count, 1);
+    assert!(
+        after.total_size > 1 << 20 && after.total_size < before.total_size - (1 << 19),
+        "{before:?} {after:?}"
+    );
+    assert!(after.total_blob_count < before.total_blob_count);
+
+    let mut log = Vec::new();
+    restic().check(&repo, Some(100.0), &stop, &mut log).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.contains("no errors were found"), "{log}");
+    assert!(log.contains("100.0% of data packs"), "{log}");
+}
+
+#[test]
+fn check_finds_a_missing_pack() {
+    let (dir, repo) = fresh_repo();
+    let src = small_tree(dir.path());
+    write_noise(&src.join("noise.bin"), 1 << 20, 4);
+    tagged_backup(&repo, &src, &["plan:docs"], "pi");
+    let stop = StopHandle::new();
+    // Nothing to prune, but the bytes form of max-unused is accepted.
+    restic()
+        .prune(
+            &repo,
+            Some(MaxUnused::Bytes(1_048_576)),
+            &stop,
+            &mut Vec::new(),
+        )
+        .unwrap();
+    let mut log = Vec::new();
+    restic().check(&repo, None, &stop, &mut log).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.contains("no errors were found"), "{log}");
+    assert!(!log.contains("data packs"), "{log}");
+
+    // The largest pack holds the noise: a data pack. (A missing tree pack, or reading a
+    // missing data pack, costs some 45 s of restic retrying the load.)
+    let data = Path::new(&repo.uri).join("data");
+    let pack = fs::read_dir(&data)
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    assert!(fs::metadata(&pack).unwrap().len() > 1 << 20);
+    fs::remove_file(&pack).unwrap();
+    let mut log = Vec::new();
+    let err = restic().check(&repo, None, &stop, &mut log).unwrap_err();
+    let ResticError::RepoDamaged { detail } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        detail.ends_with("Fatal: repository contains errors"),
+        "{detail}"
+    );
+    let pack_name = pack.file_name().unwrap().to_string_lossy().into_owned();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.contains(&pack_name), "{log}");
+    assert!(
+        err.to_string().starts_with("the repository has errors: "),
+        "{err}"
+    );
+}
+
+/// A backup slowed to 50 KiB/s holds a shared lock; `forget` (exclusive) is refused with
+/// the live holder named; once the holder is killed with SIGKILL, the same lock is stale.
+#[test]
+fn locked_by_a_live_backup_then_stale_after_kill_9() {
+    let (dir, repo) = fresh_repo();
+    let src = dir.path().join("slow");
+    fs::create_dir(&src).unwrap();
+    write_noise(&src.join("noise.bin"), 4 << 20, 3);
+    let mut holder = Command::new(restic().path())
+        .args(["--no-cache", "backup", "--limit-upload", "50"])
+        .arg(&src)
+        .env("RESTIC_REPOSITORY", &repo.uri)
+        .env("RESTIC_PASSWORD", &repo.password)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lock_file(&repo, &mut holder);
+    let req = ForgetRequest {
+        keep_last: Some(1),
+        tags: vec!["plan:docs,created-by:pi4".into()],
+        group_by: Some(String::new()),
+        ..ForgetRequest::default()
+    };
+    let stop = StopHandle::new();
+    let err = restic()
+        .forget(&repo, &req, &stop, &mut Vec::new())
+        .unwrap_err();
+    let host = this_host();
+    assert_eq!(
+        err.lock_holder(),
+        Some(LockHolder {
+            pid: holder.id(),
+            host: host.clone(),
+            exclusive: false,
+        }),
+        "{err:?}"
+    );
+    assert!(!err.lock_is_stale(&host));
+    assert!(!err.lock_is_stale("another-host"));
+
+    holder.kill().unwrap(); // SIGKILL: restic cannot remove its lock
+    holder.wait().unwrap();
+    assert!(err.lock_is_stale(&host));
+    assert!(!err.lock_is_stale("another-host"));
+    let again = restic()
+        .forget(&repo, &req, &stop, &mut Vec::new())
+        .unwrap_err();
+    assert!(again.is_locked() && again.lock_is_stale(&host), "{again:?}");
+    restic().unlock(&repo, &stop, &mut Vec::new()).unwrap();
+    let done = restic()
+        .forget(&repo, &req, &stop, &mut Vec::new())
+        .unwrap();
+    assert_eq!(done, ForgetResult::default());
 }

@@ -36,7 +36,7 @@ const SUBSCRIBER_BUFFER: usize = 256;
 
 /// `last_run`: ?1 plan, ?2 repo, ?3 kind. Walks operations_by_kind backwards.
 const LAST_RUN_SQL: &str = "SELECT id, json FROM operations
-    WHERE plan_id = ?1 AND repo_id = ?2 AND kind = ?3 AND status != 1
+    WHERE plan_id = ?1 AND repo_id = ?2 AND kind = ?3 AND status NOT IN (1, 5)
     ORDER BY start_ms DESC, id DESC LIMIT 1";
 
 /// `mark_forgotten`: ?1 a JSON array of snapshot ids, ?2 the repo. The `+` keeps the
@@ -576,8 +576,10 @@ impl OpLog {
     /// The newest operation of this kind (a oneof member name such as
     /// "operationBackup") for this plan and repo that has started, i.e. whose status is
     /// not PENDING, by start time (ties: the higher id): the "last run" of a schedule.
-    /// Repo-level tasks use the plan id `_system_`. An operation cancelled while still
-    /// queued is no longer PENDING, so it counts, with its planned start time.
+    /// Repo-level tasks use the plan id `_system_`. An operation a user cancelled counts,
+    /// with its planned start time (the user skipped that run); one that footrest itself
+    /// cancelled (SYSTEM_CANCELLED: it stopped before or while the task ran) does not,
+    /// so the task is caught up after a restart.
     pub fn last_run(
         &self,
         repo_id: &str,

@@ -1077,6 +1077,8 @@ fn last_run_ignores_pending_and_picks_the_newest_start() {
         op_of(b, "nas", "photos", 200, ok),
         // Planned in the future, not started: ignored.
         op_of(b, "nas", "photos", 900, OperationStatus::Pending),
+        // Cancelled by footrest itself (it stopped): not a run.
+        op_of(b, "nas", "photos", 950, OperationStatus::SystemCancelled),
         // Another repo, another plan, another kind.
         op_of(b, "usb", "photos", 800, ok),
         op_of(b, "nas", "docs", 800, ok),
@@ -1094,9 +1096,18 @@ fn last_run_ignores_pending_and_picks_the_newest_start() {
     assert_eq!(log.last_run("nas", "photos", b).unwrap().unwrap().id, tie);
     assert_eq!(
         log.last_run("usb", "photos", b).unwrap().unwrap().id,
-        ids[4]
+        ids[5]
     );
-    assert_eq!(log.last_run("nas", "docs", b).unwrap().unwrap().id, ids[5]);
+    assert_eq!(log.last_run("nas", "docs", b).unwrap().unwrap().id, ids[6]);
+    // A run a user cancelled counts: that run was skipped on purpose.
+    let skipped = add_one(
+        &log,
+        op_of(b, "nas", "photos", 400, OperationStatus::UserCancelled),
+    );
+    assert_eq!(
+        log.last_run("nas", "photos", b).unwrap().unwrap().id,
+        skipped
+    );
     assert_eq!(log.last_run("usb", "docs", b).unwrap(), None);
     // Repo-level tasks: plan _system_, one last run per repo.
     let p = "operationPrune";

@@ -17,4 +17,8 @@ pub use operation::{
     OperationPrune, OperationRestore, OperationRunCommand, OperationRunHook, OperationStats,
     OperationStatus, RepoStats, ResticSnapshot, RestoreProgressEntry, SnapshotSummary,
 };
-pub use requests::{GetOperationsRequest, GetOperationsResponse, OpSelector};
+pub use requests::{
+    CancelRequest, ClearHistoryRequest, DoRepoTaskRequest, ForgetRequest, GetOperationsRequest,
+    GetOperationsResponse, ListSnapshotsRequest, ListSnapshotsResponse, OpSelector,
+    OperationIdResponse, RepoTaskName,
+};

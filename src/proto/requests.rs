@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::json::{is_default, opt_int64, opt_vec_int64};
+use super::json::{is_default, opt_int64, opt_vec_int64, proto_enum};
 use super::operation::Operation;
 
 /// Which operations a request is about. Every field is optional; the present ones are
@@ -67,4 +67,83 @@ pub struct GetOperationsRequest {
 pub struct GetOperationsResponse {
     #[serde(skip_serializing_if = "is_default")]
     pub operations: Vec<Operation>,
+}
+
+proto_enum! {
+    /// The repo tasks of DoRepoTask.
+    pub enum RepoTaskName ("a repo task") {
+        None = 0 => "TASK_NONE",
+        IndexSnapshots = 1 => "TASK_INDEX_SNAPSHOTS",
+        Prune = 2 => "TASK_PRUNE",
+        Check = 3 => "TASK_CHECK",
+        Stats = 4 => "TASK_STATS",
+        Unlock = 5 => "TASK_UNLOCK",
+        Forget = 6 => "TASK_FORGET",
+    }
+}
+
+/// `DoRepoTask`: `{repoId, task}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DoRepoTaskRequest {
+    #[serde(alias = "repo_id")]
+    pub repo_id: String,
+    pub task: RepoTaskName,
+}
+
+/// `Forget`: one snapshot, or the plan's retention policy when `snapshotId` is empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ForgetRequest {
+    #[serde(alias = "repo_id")]
+    pub repo_id: String,
+    #[serde(alias = "plan_id")]
+    pub plan_id: String,
+    #[serde(alias = "snapshot_id")]
+    pub snapshot_id: String,
+}
+
+/// `ListSnapshots`: `{repoId, planId?}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ListSnapshotsRequest {
+    #[serde(alias = "repo_id")]
+    pub repo_id: String,
+    #[serde(alias = "plan_id")]
+    pub plan_id: String,
+}
+
+/// `Cancel`: `{"operationId"}` or Backrest's `{"value"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CancelRequest {
+    #[serde(alias = "operation_id", with = "opt_int64")]
+    pub operation_id: Option<i64>,
+    #[serde(with = "opt_int64")]
+    pub value: Option<i64>,
+}
+
+/// `ClearHistory`: `{selector, onlyFailed}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClearHistoryRequest {
+    pub selector: Option<OpSelector>,
+    #[serde(alias = "only_failed")]
+    pub only_failed: bool,
+}
+
+/// The answer of calls that queue work: the new operation's id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationIdResponse {
+    #[serde(with = "super::json::int64", skip_serializing_if = "is_default")]
+    pub operation_id: i64,
+}
+
+/// `ListSnapshots`: oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSnapshotsResponse {
+    #[serde(skip_serializing_if = "is_default")]
+    pub snapshots: Vec<super::operation::ResticSnapshot>,
 }

@@ -5,8 +5,10 @@
 //! before anyone is told. Nothing here knows about HTTP; restic is reached only through
 //! `crate::restic`.
 
+pub mod clock;
 pub mod queue;
 pub mod schedule;
+pub mod scheduler;
 pub mod tasks;
 
 use std::collections::HashSet;
@@ -15,14 +17,19 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::config::store::ConfigStore;
 use crate::logs::Logs;
 use crate::oplog::{OpLog, OpLogError};
-use crate::proto::{Op, Operation, OperationBackup, OperationStatus};
+use crate::proto::{
+    Op, Operation, OperationBackup, OperationCheck, OperationForget, OperationPrune,
+    OperationRunCommand, OperationStats, OperationStatus,
+};
 use crate::restic::{Restic, StopHandle};
+use clock::Clock;
 use queue::{Priority, TaskQueue};
+use scheduler::{SYSTEM_PLAN, SchedState};
 
 /// The message given to an operation that was running when footrest stopped abruptly.
 pub const INTERRUPTED_MESSAGE: &str =
@@ -45,6 +52,9 @@ pub enum StopReason {
 pub enum OrchestratorError {
     PlanNotFound(String),
     RepoNotFound { plan: String, repo: String },
+    NoSuchRepo(String),
+    OperationNotFound(i64),
+    AlreadyEnded { id: i64, status: OperationStatus },
     ShuttingDown,
     OpLog(OpLogError),
     Thread(std::io::Error),
@@ -60,9 +70,17 @@ impl fmt::Display for OrchestratorError {
             OrchestratorError::RepoNotFound { plan, repo } => {
                 write!(f, "plan {plan:?} uses repo {repo:?}, which is not defined")
             }
+            OrchestratorError::NoSuchRepo(id) => write!(
+                f,
+                "no repo with id {id:?}; the repos are listed in the config's \"repos\""
+            ),
+            OrchestratorError::OperationNotFound(id) => write!(f, "no operation with id {id}"),
+            OrchestratorError::AlreadyEnded { id, status } => {
+                write!(f, "operation {id} has already ended ({})", status.name())
+            }
             OrchestratorError::ShuttingDown => write!(f, "footrest is shutting down"),
             OrchestratorError::OpLog(e) => write!(f, "{e}"),
-            OrchestratorError::Thread(e) => write!(f, "could not start the worker thread: {e}"),
+            OrchestratorError::Thread(e) => write!(f, "could not start a thread: {e}"),
         }
     }
 }
@@ -101,9 +119,44 @@ impl Completion {
 }
 
 /// What the worker is asked to do.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskKind {
-    Backup { plan_id: String },
+    Backup {
+        plan_id: String,
+    },
+    /// One snapshot (`snapshot_id`), a plan's retention (`plan_id`), or the repo's own
+    /// forget policy (neither).
+    Forget {
+        repo_id: String,
+        plan_id: Option<String>,
+        snapshot_id: Option<String>,
+    },
+    Prune {
+        repo_id: String,
+    },
+    Check {
+        repo_id: String,
+    },
+    Stats {
+        repo_id: String,
+    },
+    Index {
+        repo_id: String,
+    },
+    Unlock {
+        repo_id: String,
+    },
+}
+
+/// The repo tasks a client can ask for (DoRepoTask).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepoTask {
+    IndexSnapshots,
+    Prune,
+    Check,
+    Stats,
+    Unlock,
+    Forget,
 }
 
 struct Task {
@@ -133,30 +186,30 @@ pub struct Shared {
     /// a killed restic).
     needs_unlock: Mutex<HashSet<String>>,
     stopping: AtomicBool,
+    pub clock: Arc<dyn Clock>,
+    /// The local time zone that cron schedules are read in.
+    pub tz: jiff::tz::TimeZone,
+    sched: Mutex<SchedState>,
+    sched_wake: Condvar,
 }
 
-/// The queue and its worker thread.
+/// The queue, its worker thread and the scheduler thread.
 pub struct Orchestrator {
     shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Orchestrator {
     /// Marks operations left INPROGRESS by an earlier run as failed, remembers their repos
-    /// for unlocking, and starts the worker thread.
+    /// for unlocking, and starts the worker and scheduler threads.
     pub fn start(
         config: Arc<ConfigStore>,
         oplog: Arc<OpLog>,
         restic: Restic,
         logs: Logs,
+        clock: Arc<dyn Clock>,
     ) -> Result<Orchestrator, OrchestratorError> {
-        let interrupted = oplog.fail_interrupted(INTERRUPTED_MESSAGE, now_ms())?;
-        for op in oplog.cancel_pending(NEVER_STARTED_MESSAGE, now_ms())? {
-            warn!(
-                "operation {} (plan {:?}) was queued when footrest stopped; marked as cancelled",
-                op.id, op.plan_id
-            );
-        }
+        let interrupted = oplog.fail_interrupted(INTERRUPTED_MESSAGE, clock.now_ms())?;
         let mut needs_unlock = HashSet::new();
         for op in &interrupted {
             warn!(
@@ -178,15 +231,38 @@ impl Orchestrator {
             running: Mutex::new(None),
             needs_unlock: Mutex::new(needs_unlock),
             stopping: AtomicBool::new(false),
+            clock,
+            tz: jiff::tz::TimeZone::try_system().unwrap_or_else(|e| {
+                warn!("cannot read the local time zone ({e}); cron schedules use UTC");
+                jiff::tz::TimeZone::UTC
+            }),
+            sched: Mutex::new(SchedState::default()),
+            sched_wake: Condvar::new(),
         });
-        let worker_shared = Arc::clone(&shared);
-        let worker = std::thread::Builder::new()
-            .name("worker".into())
-            .spawn(move || worker_loop(&worker_shared))
-            .map_err(OrchestratorError::Thread)?;
+        let mut threads = Vec::new();
+        for (name, body) in [
+            ("worker", worker_loop as fn(&Arc<Shared>)),
+            ("scheduler", scheduler::scheduler_loop),
+        ] {
+            let thread_shared = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || body(&thread_shared));
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    let orchestrator = Orchestrator {
+                        shared,
+                        threads: Mutex::new(threads),
+                    };
+                    orchestrator.shutdown();
+                    return Err(OrchestratorError::Thread(e));
+                }
+            }
+        }
         Ok(Orchestrator {
             shared,
-            worker: Mutex::new(Some(worker)),
+            threads: Mutex::new(threads),
         })
     }
 
@@ -220,28 +296,149 @@ impl Orchestrator {
         op.plan_id = plan.id.clone();
         op.instance_id = config.instance.clone();
         op.status = OperationStatus::Pending;
-        op.unix_time_start_ms = now_ms();
+        op.unix_time_start_ms = self.shared.clock.now_ms();
         let done = Arc::new(Completion::default());
-        {
-            // Checked and pushed under the queue lock, so shutdown cannot miss this task.
-            let mut queue = lock(&self.shared.queue);
-            if self.shared.stopping.load(Ordering::SeqCst) {
-                return Err(OrchestratorError::ShuttingDown);
-            }
-            self.shared.oplog.add(&mut op)?;
-            queue.push(
-                Priority::Interactive,
-                Task {
-                    op_id: op.id,
-                    kind: TaskKind::Backup {
-                        plan_id: plan.id.clone(),
-                    },
-                    done: Some(Arc::clone(&done)),
-                },
-            );
-        }
-        self.shared.wake.notify_all();
+        let kind = TaskKind::Backup {
+            plan_id: plan.id.clone(),
+        };
+        self.shared
+            .add_and_queue(&mut op, kind, Some(Arc::clone(&done)))?;
         Ok((op, done))
+    }
+
+    /// Queues a repo task at interactive priority; returns its operation id at once.
+    pub fn queue_repo_task(&self, repo_id: &str, task: RepoTask) -> Result<i64, OrchestratorError> {
+        let repo_id = repo_id.to_string();
+        let (kind, op) = match task {
+            RepoTask::IndexSnapshots => (
+                TaskKind::Index { repo_id },
+                Op::RunCommand(OperationRunCommand {
+                    command: "restic snapshots".into(),
+                    ..Default::default()
+                }),
+            ),
+            RepoTask::Prune => (
+                TaskKind::Prune { repo_id },
+                Op::Prune(OperationPrune::default()),
+            ),
+            RepoTask::Check => (
+                TaskKind::Check { repo_id },
+                Op::Check(OperationCheck::default()),
+            ),
+            RepoTask::Stats => (
+                TaskKind::Stats { repo_id },
+                Op::Stats(OperationStats::default()),
+            ),
+            RepoTask::Unlock => (
+                TaskKind::Unlock { repo_id },
+                Op::RunCommand(OperationRunCommand {
+                    command: "restic unlock".into(),
+                    ..Default::default()
+                }),
+            ),
+            RepoTask::Forget => (
+                TaskKind::Forget {
+                    repo_id,
+                    plan_id: None,
+                    snapshot_id: None,
+                },
+                Op::Forget(OperationForget::default()),
+            ),
+        };
+        self.queue_interactive(kind, op, SYSTEM_PLAN)
+    }
+
+    /// Queues a forget of one snapshot, or of a plan's snapshots by its retention
+    /// policy; returns the operation id at once.
+    pub fn queue_forget(
+        &self,
+        repo_id: &str,
+        plan_id: &str,
+        snapshot_id: Option<&str>,
+    ) -> Result<i64, OrchestratorError> {
+        let config = self.shared.config.get();
+        if config.plan(plan_id).is_none() {
+            return Err(OrchestratorError::PlanNotFound(plan_id.to_string()));
+        }
+        let kind = TaskKind::Forget {
+            repo_id: repo_id.to_string(),
+            plan_id: Some(plan_id.to_string()),
+            snapshot_id: snapshot_id.map(str::to_string),
+        };
+        self.queue_interactive(kind, Op::Forget(OperationForget::default()), plan_id)
+    }
+
+    fn queue_interactive(
+        &self,
+        kind: TaskKind,
+        op: Op,
+        plan_id: &str,
+    ) -> Result<i64, OrchestratorError> {
+        let config = self.shared.config.get();
+        let repo_id = kind.repo_id(&config).unwrap_or_default();
+        let repo = config
+            .repo(&repo_id)
+            .ok_or_else(|| OrchestratorError::NoSuchRepo(repo_id.clone()))?;
+        let mut op = Operation::new(op);
+        op.repo_id = repo.id.clone();
+        op.repo_guid = repo.guid.clone();
+        op.plan_id = plan_id.to_string();
+        op.instance_id = config.instance.clone();
+        op.status = OperationStatus::Pending;
+        op.unix_time_start_ms = self.shared.clock.now_ms();
+        self.shared.add_and_queue(&mut op, kind, None)?;
+        Ok(op.id)
+    }
+
+    /// Cancels an operation: a queued or scheduled one ends as USER_CANCELLED at once (a
+    /// blocked Backup call gets its answer); a running one gets its restic stopped
+    /// (SIGINT, SIGKILL after the grace period, then stale locks removed) and ends as
+    /// USER_CANCELLED when it has stopped.
+    pub fn cancel(&self, op_id: i64) -> Result<(), OrchestratorError> {
+        let shared = &self.shared;
+        let queued = lock(&shared.queue).remove_where(|t| t.op_id == op_id);
+        if let Some(task) = queued.into_iter().next() {
+            info!("operation {op_id} cancelled before it started");
+            shared.end_unstarted(
+                task,
+                OperationStatus::UserCancelled,
+                "cancelled before it started",
+            );
+            shared.scheduled_run_ended(op_id);
+            return Ok(());
+        }
+        if let Some(running) = lock(&shared.running).as_mut().filter(|r| r.op_id == op_id) {
+            info!("operation {op_id} cancelled while running: stopping restic");
+            running.reason = Some(StopReason::User);
+            running.stop.stop(shared.stop_grace);
+            return Ok(());
+        }
+        if shared.take_unqueued_slot(op_id) {
+            shared.end_op(
+                op_id,
+                OperationStatus::UserCancelled,
+                "this scheduled run was cancelled",
+            );
+            shared.replan();
+            return Ok(());
+        }
+        match shared.oplog.get(op_id)? {
+            None => Err(OrchestratorError::OperationNotFound(op_id)),
+            Some(op) => Err(OrchestratorError::AlreadyEnded {
+                id: op_id,
+                status: op.status,
+            }),
+        }
+    }
+
+    /// Applies a new config: schedules are planned again. Running tasks go on.
+    pub fn config_changed(&self) {
+        self.shared.replan();
+    }
+
+    /// Operations waiting in the worker's queue.
+    pub fn queue_depth(&self) -> usize {
+        lock(&self.shared.queue).len()
     }
 
     /// Stops: no new tasks, queued ones end as SYSTEM_CANCELLED, the running one gets
@@ -269,10 +466,11 @@ impl Orchestrator {
             running.stop.stop(self.shared.stop_grace);
         }
         self.shared.wake.notify_all();
+        self.shared.sched_wake.notify_all();
         // The guard is held while joining, so a second caller returns only once the
-        // worker has really ended.
-        let mut worker = lock(&self.worker);
-        if let Some(handle) = worker.take() {
+        // threads have really ended.
+        let mut threads = lock(&self.threads);
+        for handle in threads.drain(..) {
             let _ = handle.join();
         }
     }
@@ -326,6 +524,96 @@ impl Shared {
         }
     }
 
+    /// Records a new PENDING operation and queues its task, unless footrest is stopping.
+    fn add_and_queue(
+        &self,
+        op: &mut Operation,
+        kind: TaskKind,
+        done: Option<Arc<Completion>>,
+    ) -> Result<(), OrchestratorError> {
+        {
+            // Checked and pushed under the queue lock, so shutdown cannot miss this task.
+            let mut queue = lock(&self.queue);
+            if self.stopping() {
+                return Err(OrchestratorError::ShuttingDown);
+            }
+            self.oplog.add(op)?;
+            queue.push(
+                Priority::Interactive,
+                Task {
+                    op_id: op.id,
+                    kind,
+                    done,
+                },
+            );
+        }
+        self.wake.notify_all();
+        Ok(())
+    }
+
+    /// Queues a task for an operation that is already recorded.
+    fn push_task(
+        &self,
+        op_id: i64,
+        kind: TaskKind,
+        priority: Priority,
+        done: Option<Arc<Completion>>,
+    ) {
+        let mut queue = lock(&self.queue);
+        if self.stopping() {
+            return;
+        }
+        queue.push(priority, Task { op_id, kind, done });
+        drop(queue);
+        self.wake.notify_all();
+    }
+
+    /// Ends an operation that never ran.
+    fn end_op(&self, op_id: i64, status: OperationStatus, message: &str) {
+        match self.oplog.get(op_id) {
+            Ok(Some(mut op)) if !op.status.is_finished() => {
+                op.status = status;
+                op.display_message = message.to_string();
+                op.unix_time_end_ms = self.clock.now_ms();
+                self.finish_op(&mut op);
+            }
+            Ok(_) => {}
+            Err(e) => error!("could not read operation {op_id}: {e}"),
+        }
+    }
+
+    /// Once a day: old operations beyond the history limits go, with their logs.
+    fn history_upkeep(&self) {
+        let limits = crate::oplog::HistoryLimits::default();
+        match self.oplog.prune_history(self.clock.now_ms(), &limits) {
+            Ok(deleted) => {
+                for op in &deleted {
+                    self.remove_logs(op);
+                }
+                if !deleted.is_empty() {
+                    info!("history upkeep: removed {} old operations", deleted.len());
+                }
+            }
+            Err(e) => error!("history upkeep failed: {e}"),
+        }
+    }
+
+    /// Removes an operation's logs (after it was deleted from the history).
+    pub fn remove_logs(&self, op: &Operation) {
+        let mut refs = vec![op.logref.as_str()];
+        match &op.op {
+            Op::Prune(p) => refs.push(&p.output_logref),
+            Op::Check(c) => refs.push(&c.output_logref),
+            Op::RunCommand(c) => refs.push(&c.output_logref),
+            _ => {}
+        }
+        for r in refs.into_iter().filter(|r| !r.is_empty()) {
+            if let Err(e) = self.logs.remove(r) {
+                warn!("could not remove log {r}: {e}");
+            }
+        }
+    }
+
     fn end_unstarted(&self, task: Task, status: OperationStatus, message: &str) {
         let mut op = match self.oplog.get(task.op_id) {
             Ok(Some(op)) => op,
@@ -337,7 +625,7 @@ impl Shared {
         };
         op.status = status;
         op.display_message = message.to_string();
-        op.unix_time_end_ms = now_ms();
+        op.unix_time_end_ms = self.clock.now_ms();
         self.finish_op(&mut op);
         if let Some(done) = task.done {
             done.finish(op);
@@ -384,8 +672,8 @@ fn run_task(shared: &Arc<Shared>, task: Task) {
         reason: None,
     });
     let op_id = task.op_id;
-    let outcome = catch_unwind(AssertUnwindSafe(|| match &task.kind {
-        TaskKind::Backup { plan_id } => tasks::backup::run(shared, op_id, plan_id, &stop),
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        tasks::run(shared, op_id, &task.kind, &stop)
     }));
     *lock(&shared.running) = None;
     let mut follow_up = None;
@@ -409,7 +697,7 @@ fn run_task(shared: &Arc<Shared>, task: Task) {
                     op.status = OperationStatus::Error;
                     op.display_message =
                         format!("internal error in footrest: {what}; see footrest's log");
-                    op.unix_time_end_ms = now_ms();
+                    op.unix_time_end_ms = shared.clock.now_ms();
                     shared.finish_op(&mut op);
                 }
                 op
@@ -428,6 +716,7 @@ fn run_task(shared: &Arc<Shared>, task: Task) {
             }
         }
     }
+    shared.scheduled_run_ended(op_id);
     // Follow-ups (the snapshot index, retention) run after the caller has its answer,
     // in the same flow, under the same panic guard.
     if let Some(follow_up) = follow_up
@@ -437,12 +726,19 @@ fn run_task(shared: &Arc<Shared>, task: Task) {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+impl TaskKind {
+    /// The repo this task works on.
+    fn repo_id(&self, config: &crate::config::Config) -> Option<String> {
+        match self {
+            TaskKind::Backup { plan_id } => config.plan(plan_id).map(|p| p.repo.clone()),
+            TaskKind::Forget { repo_id, .. }
+            | TaskKind::Prune { repo_id }
+            | TaskKind::Check { repo_id }
+            | TaskKind::Stats { repo_id }
+            | TaskKind::Index { repo_id }
+            | TaskKind::Unlock { repo_id } => Some(repo_id.clone()),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

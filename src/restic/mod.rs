@@ -12,6 +12,7 @@
 
 mod command;
 mod error;
+pub mod layout;
 mod output;
 mod process;
 mod words;

@@ -5,116 +5,101 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, Plan, Repo};
-use crate::logs::LogWriter;
-use crate::orchestrator::{Shared, StopReason, now_ms};
+use crate::config::Plan;
+use crate::orchestrator::Shared;
+use crate::orchestrator::scheduler::repo_forget_scheduled;
 use crate::proto::{
     BackupProgressEntry, BackupProgressError, BackupProgressStatusEntry, BackupProgressSummary, Op,
     Operation, OperationIndexSnapshot, OperationStatus, ResticSnapshot, SnapshotSummary,
 };
 use crate::restic::{
     BackupEvent, BackupOutcome, BackupRequest, ResticError, Snapshot, SnapshotFilter, StopHandle,
+    layout,
 };
 
-use super::{Ended, ensure_guid, restic_repo, unlock_after_stop, unlock_if_needed};
+use super::{Ctx, FollowUp, TaskError, forget};
 
 /// Per-file errors kept in the operation (CONTRACT §3.3).
 const MAX_ERRORS: usize = 20;
 /// Progress is written to the oplog at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-pub fn run(shared: &Arc<Shared>, op_id: i64, plan_id: &str, stop: &StopHandle) -> Ended {
-    let mut op = match shared.oplog.get(op_id) {
-        Ok(Some(op)) => op,
-        Ok(None) => {
-            error!("backup operation {op_id} vanished from the operation log before it ran");
-            return Ended::default();
-        }
-        Err(e) => {
-            error!("could not read backup operation {op_id}: {e}");
-            return Ended::default();
-        }
+pub fn run(ctx: &mut Ctx, plan_id: &str) -> Result<Option<FollowUp>, TaskError> {
+    let Some(plan) = ctx.config.plan(plan_id) else {
+        return Err(TaskError::Other(format!(
+            "plan {plan_id:?} was removed from the config before its backup started"
+        )));
     };
-    let config = shared.config.get();
-    op.status = OperationStatus::InProgress;
-    op.unix_time_start_ms = now_ms();
-    op.logref = format!("t-{}", op.id);
-    shared.save(&mut op);
-    let mut log = shared.logs.create(&op.logref).unwrap_or_else(|e| {
-        error!("could not create the log of operation {}: {e}", op.id);
-        op.logref.clear();
-        LogWriter::discard()
-    });
-    let Some(plan) = config.plan(plan_id) else {
-        let message =
-            format!("plan {plan_id:?} was removed from the config before its backup started");
-        return fail(shared, op, log, message);
+    let (outcome, snapshot) = backup(ctx, plan)?;
+    record_success(&mut ctx.op, outcome, snapshot.as_ref().map(|s| s.id()));
+    let Some(snapshot) = snapshot else {
+        return Ok(None);
     };
-    let Some(repo) = config.repo(&plan.repo) else {
-        let message = format!(
-            "plan {plan_id:?} uses repo {:?}, which is not defined",
-            plan.repo
-        );
-        return fail(shared, op, log, message);
-    };
-    match ensure_guid(shared, repo, stop, &mut log) {
-        Ok(guid) => op.repo_guid = guid,
-        Err(e) => return fail(shared, op, log, e),
-    }
-    unlock_if_needed(shared, repo, stop, &mut log);
-    let snapshot = match backup(shared, &config, plan, repo, &mut op, stop, &mut log) {
-        Ok((outcome, snapshot)) => {
-            record_success(&mut op, outcome, snapshot.as_ref());
-            snapshot
+    let shared = Arc::clone(ctx.shared);
+    let backup = ctx.op.clone();
+    let target = ctx.target.clone();
+    let retention = plan
+        .retention
+        .clone()
+        .filter(|_| !repo_forget_scheduled(ctx.config, &plan.repo));
+    Ok(Some(Box::new(move || {
+        let details = match snapshot {
+            NewSnapshot::Read(snap) => Some(snap),
+            NewSnapshot::Id(id) => read_snapshot(&shared, &target, &id),
+        };
+        if let Some(snap) = details {
+            index_snapshot(&shared, &backup, snap);
         }
-        Err(ResticError::Stopped) => {
-            let (status, message) = match shared.stop_reason(op.id) {
-                Some(StopReason::User) => (
-                    OperationStatus::UserCancelled,
-                    "the backup was cancelled; restic was interrupted",
-                ),
-                _ => (
-                    OperationStatus::SystemCancelled,
-                    "footrest stopped while the backup ran; restic was interrupted",
-                ),
-            };
-            op.status = status;
-            op.display_message = message.to_string();
-            unlock_after_stop(shared, repo, &mut log);
-            None
+        if let Some(policy) = retention {
+            forget::queue_retention(&shared, &backup, &policy);
         }
-        Err(e) => {
-            op.status = OperationStatus::Error;
-            op.display_message = e.to_string();
-            None
+    })))
+}
+
+/// The snapshot a backup wrote: its full id (its details are read after the caller has
+/// its answer), or already read in full.
+enum NewSnapshot {
+    Id(String),
+    Read(Snapshot),
+}
+
+impl NewSnapshot {
+    fn id(&self) -> &str {
+        match self {
+            NewSnapshot::Id(id) => id,
+            NewSnapshot::Read(s) => &s.id,
         }
-    };
-    finish(shared, &mut op, log);
-    let follow_up = snapshot.map(|snap| {
-        let shared = Arc::clone(shared);
-        let backup = op.clone();
-        Box::new(move || index_snapshot(&shared, &backup, snap)) as super::FollowUp
-    });
-    Ended {
-        op: Some(op),
-        follow_up,
     }
 }
 
-/// Runs restic; on success also looks up the new snapshot (restic 0.14 prints only the
-/// short id in its summary), so the operation can carry the full id.
-fn backup(
-    shared: &Shared,
-    config: &Config,
-    plan: &Plan,
-    repo: &Repo,
-    op: &mut Operation,
-    stop: &StopHandle,
-    log: &mut LogWriter,
-) -> Result<(BackupOutcome, Option<Snapshot>), ResticError> {
-    let target = restic_repo(repo);
-    let dry_run = matches!(&op.op, Op::Backup(b) if b.dry_run);
-    let parent = match shared.oplog.last_snapshot(&repo.id, &plan.id) {
+/// Reads one snapshot's details (`restic snapshots --json <id>`).
+fn read_snapshot(shared: &Shared, target: &crate::restic::Repo, id: &str) -> Option<Snapshot> {
+    let filter = SnapshotFilter {
+        ids: vec![id.to_string()],
+        ..Default::default()
+    };
+    match shared.restic.snapshots(target, &filter, &StopHandle::new()) {
+        Ok(mut found) if found.len() == 1 => found.pop(),
+        Ok(found) => {
+            warn!(
+                "snapshot {id} not found after the backup ({} matches)",
+                found.len()
+            );
+            None
+        }
+        Err(e) => {
+            warn!("could not read snapshot {id}: {e}");
+            None
+        }
+    }
+}
+
+/// Runs restic and learns the new snapshot's full id, which restic 0.14 does not print:
+/// from the folder of a local repository at no cost, else by asking restic.
+fn backup(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupOutcome, Option<NewSnapshot>), ResticError> {
+    let shared = ctx.shared;
+    let dry_run = matches!(&ctx.op.op, Op::Backup(b) if b.dry_run);
+    let parent = match shared.oplog.last_snapshot(&ctx.repo.id, &plan.id) {
         Ok(parent) => parent,
         Err(e) => {
             warn!(
@@ -130,21 +115,24 @@ fn backup(
         iexcludes: plan.iexcludes.clone(),
         tags: vec![
             format!("plan:{}", plan.id),
-            format!("created-by:{}", config.instance),
+            format!("created-by:{}", ctx.config.instance),
         ],
         parent,
         extra_flags: plan.backup_flags.clone(),
         dry_run,
     };
-    let mut attempt = |request: &BackupRequest, op: &mut Operation| {
-        let mut last_write: Option<Instant> = None;
-        shared
-            .restic
-            .backup(&target, request, stop, log, &mut |event| {
-                on_event(shared, op, &mut last_write, event)
-            })
+    let attempt = |ctx: &mut Ctx, request: &BackupRequest| {
+        ctx.with_lock_retry(|ctx| {
+            let mut last_write: Option<Instant> = None;
+            let (op, log) = (&mut ctx.op, &mut ctx.log);
+            shared
+                .restic
+                .backup(&ctx.target, request, ctx.stop, log, &mut |event| {
+                    on_event(shared, op, &mut last_write, event)
+                })
+        })
     };
-    let outcome = match attempt(&request, op) {
+    let outcome = match attempt(ctx, &request) {
         // The parent snapshot from the history may have been removed behind footrest's
         // back (a forget from the command line): back up again without it.
         Err(ResticError::Failed { message, .. })
@@ -159,7 +147,7 @@ fn backup(
                 request.parent.as_deref().unwrap_or_default()
             );
             request.parent = None;
-            attempt(&request, op)?
+            attempt(ctx, &request)?
         }
         other => other?,
     };
@@ -174,28 +162,20 @@ fn backup(
     if short.is_empty() {
         return Ok((outcome, None));
     }
-    let filter = SnapshotFilter {
-        ids: vec![short.clone()],
-        ..Default::default()
-    };
-    match shared
-        .restic
-        .snapshots(&target, &filter, &StopHandle::new())
-    {
-        Ok(mut found) if found.len() == 1 => Ok((outcome, found.pop())),
-        Ok(found) => {
-            warn!(
-                "plan {:?}: snapshot {short} not found after the backup ({} matches)",
-                plan.id,
-                found.len()
-            );
-            Ok((outcome, None))
-        }
-        Err(e) => {
-            warn!("plan {:?}: could not read snapshot {short}: {e}", plan.id);
-            Ok((outcome, None))
-        }
+    if short.len() == 64 {
+        return Ok((outcome, Some(NewSnapshot::Id(short))));
     }
+    if let Some(full) = layout::full_snapshot_id(&ctx.target, &short) {
+        return Ok((outcome, Some(NewSnapshot::Id(full))));
+    }
+    let snap = read_snapshot(shared, &ctx.target, &short).map(NewSnapshot::Read);
+    if snap.is_none() {
+        warn!(
+            "plan {:?}: the backup's snapshot {short} could not be read back; its full id is unknown",
+            plan.id
+        );
+    }
+    Ok((outcome, snap))
 }
 
 fn on_event(
@@ -234,12 +214,12 @@ fn on_event(
     }
 }
 
-fn record_success(op: &mut Operation, outcome: BackupOutcome, snapshot: Option<&Snapshot>) {
+fn record_success(op: &mut Operation, outcome: BackupOutcome, full_id: Option<&str>) {
     let Op::Backup(backup) = &mut op.op else {
         return;
     };
     if let Some(s) = outcome.summary {
-        let snapshot_id = snapshot.map(|s| s.id.clone()).unwrap_or(s.snapshot_id);
+        let snapshot_id = full_id.map(str::to_string).unwrap_or(s.snapshot_id);
         op.snapshot_id = snapshot_id.clone();
         backup.last_status = Some(BackupProgressEntry::Summary(BackupProgressSummary {
             files_new: s.files_new,
@@ -271,39 +251,6 @@ fn record_success(op: &mut Operation, outcome: BackupOutcome, snapshot: Option<&
     }
 }
 
-fn fail(shared: &Shared, mut op: Operation, log: LogWriter, message: String) -> Ended {
-    op.status = OperationStatus::Error;
-    op.display_message = message;
-    finish(shared, &mut op, log);
-    Ended {
-        op: Some(op),
-        follow_up: None,
-    }
-}
-
-fn finish(shared: &Shared, op: &mut Operation, mut log: LogWriter) {
-    if !op.display_message.is_empty() {
-        log.line(&format!("[footrest: {}]", op.display_message));
-    }
-    if let Err(e) = log.finish() {
-        warn!("the log of operation {} is incomplete: {e}", op.id);
-    }
-    op.unix_time_end_ms = now_ms();
-    shared.finish_op(op);
-    match op.status {
-        OperationStatus::Error => warn!(
-            "backup of plan {:?} failed (operation {}): {}",
-            op.plan_id, op.id, op.display_message
-        ),
-        _ => info!(
-            "backup of plan {:?} ended {} (operation {})",
-            op.plan_id,
-            op.status.name(),
-            op.id
-        ),
-    }
-}
-
 /// Records the new snapshot as an `operationIndexSnapshot` in the backup's flow.
 fn index_snapshot(shared: &Shared, backup: &Operation, snap: Snapshot) {
     let summary = match &backup.op {
@@ -313,7 +260,7 @@ fn index_snapshot(shared: &Shared, backup: &Operation, snap: Snapshot) {
         },
         _ => None,
     };
-    let now = now_ms();
+    let now = shared.clock.now_ms();
     let snapshot_id = snap.id.clone();
     let mut op = Operation::new(Op::IndexSnapshot(OperationIndexSnapshot {
         snapshot: Some(ResticSnapshot {

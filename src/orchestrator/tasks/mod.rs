@@ -1,16 +1,33 @@
-//! The work the worker does, one file per kind of task, and what they share: turning a
-//! config repo into what restic needs, learning a repo's guid, and clearing stale locks.
+//! The work the worker does, one file per kind of task, and what they share: the
+//! runner that takes an operation from PENDING through INPROGRESS to its end with a log,
+//! turning a config repo into what restic needs, learning a repo's guid, clearing stale
+//! locks, and waiting out a lock held by another live restic.
 
 pub mod backup;
+pub mod check;
+pub mod forget;
+pub mod index;
+pub mod prune;
+pub mod stats;
+pub mod unlock;
 
+use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::config;
-use crate::proto::Operation;
-use crate::restic::{self, StopHandle};
+use crate::config::{self, Config};
+use crate::logs::LogWriter;
+use crate::proto::{Operation, OperationStatus};
+use crate::restic::{self, Restic, ResticError, StopHandle};
 
-use super::Shared;
+use super::{Shared, StopReason, TaskKind};
+
+/// How long a task waits for a lock held by another live restic before it fails.
+const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(600);
+/// The first wait for a lock; it doubles up to [`LOCK_RETRY_MAX`].
+const LOCK_RETRY_FIRST: Duration = Duration::from_secs(5);
+const LOCK_RETRY_MAX: Duration = Duration::from_secs(120);
 
 /// Work to do after the waiting caller has been answered (snapshot indexing, retention).
 pub type FollowUp = Box<dyn FnOnce() + Send>;
@@ -21,6 +38,263 @@ pub type FollowUp = Box<dyn FnOnce() + Send>;
 pub struct Ended {
     pub op: Option<Operation>,
     pub follow_up: Option<FollowUp>,
+}
+
+/// Why a task failed.
+#[derive(Debug)]
+pub enum TaskError {
+    Restic(ResticError),
+    /// Anything else, said in full.
+    Other(String),
+}
+
+impl From<ResticError> for TaskError {
+    fn from(e: ResticError) -> Self {
+        TaskError::Restic(e)
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Restic(e) => write!(f, "{e}"),
+            TaskError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+/// What a task body sees while it runs: the config in force when it started, its repo,
+/// its operation (to record results in) and its log.
+pub struct Ctx<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub config: &'a Config,
+    pub repo: &'a config::Repo,
+    pub target: restic::Repo,
+    pub op: Operation,
+    pub log: LogWriter,
+    pub stop: &'a StopHandle,
+}
+
+impl Ctx<'_> {
+    pub fn restic(&self) -> &Restic {
+        &self.shared.restic
+    }
+
+    /// Runs a restic command; when the repository is locked by another live restic,
+    /// waits and tries again with a growing pause for up to ten minutes (restic 0.14 has
+    /// no `--retry-lock`), saying so in the operation's message. A stale lock (its
+    /// process is gone) is removed with `restic unlock` at once.
+    pub fn with_lock_retry<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<T, ResticError>,
+    ) -> Result<T, ResticError> {
+        let started = Instant::now();
+        let mut pause = LOCK_RETRY_FIRST;
+        let mut unlocked_stale = false;
+        loop {
+            let err = match f(self) {
+                Err(e @ ResticError::Locked { .. }) => e,
+                other => return other,
+            };
+            if !unlocked_stale && err.lock_is_stale(&host_name()) {
+                unlocked_stale = true;
+                self.log.line(
+                    "[footrest: the repository has a stale lock; removing it with restic unlock]",
+                );
+                let (restic, target) = (&self.shared.restic, &self.target);
+                if let Err(e) = restic.unlock(target, self.stop, &mut self.log) {
+                    warn!("repo {:?}: restic unlock failed: {e}", self.repo.id);
+                }
+                continue;
+            }
+            if started.elapsed() + pause > LOCK_WAIT_LIMIT {
+                return Err(err);
+            }
+            let holder = match err.lock_holder() {
+                Some(h) => format!("PID {} on {}", h.pid, h.host),
+                None => "another restic".to_string(),
+            };
+            self.op.display_message = format!(
+                "waiting for the repository lock held by {holder}; trying again in {} s",
+                pause.as_secs()
+            );
+            self.log
+                .line(&format!("[footrest: {}]", self.op.display_message));
+            self.shared.save(&mut self.op);
+            if !sleep_unless_stopped(self.stop, pause) {
+                return Err(ResticError::Stopped);
+            }
+            pause = (pause * 2).min(LOCK_RETRY_MAX);
+            self.op.display_message.clear();
+            self.shared.save(&mut self.op);
+        }
+    }
+}
+
+/// Sleeps in short steps; false when the task was told to stop meanwhile.
+fn sleep_unless_stopped(stop: &StopHandle, total: Duration) -> bool {
+    let until = Instant::now() + total;
+    while Instant::now() < until {
+        if stop.is_stopped() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+    }
+    !stop.is_stopped()
+}
+
+/// This machine's host name, as restic records it in its locks.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Runs one task of the worker's queue.
+pub fn run(shared: &Arc<Shared>, op_id: i64, kind: &TaskKind, stop: &StopHandle) -> Ended {
+    match kind {
+        TaskKind::Backup { plan_id } => {
+            run_repo_task(shared, op_id, stop, |ctx| backup::run(ctx, plan_id))
+        }
+        TaskKind::Forget {
+            plan_id,
+            snapshot_id,
+            ..
+        } => run_repo_task(shared, op_id, stop, |ctx| {
+            forget::run(ctx, plan_id.as_deref(), snapshot_id.as_deref())
+        }),
+        TaskKind::Prune { .. } => run_repo_task(shared, op_id, stop, prune::run),
+        TaskKind::Check { .. } => run_repo_task(shared, op_id, stop, check::run),
+        TaskKind::Stats { .. } => run_repo_task(shared, op_id, stop, stats::run),
+        TaskKind::Index { .. } => run_repo_task(shared, op_id, stop, index::run),
+        TaskKind::Unlock { .. } => run_repo_task(shared, op_id, stop, unlock::run),
+    }
+}
+
+/// Takes an operation from PENDING to its end: INPROGRESS with a log, the repo's guid
+/// learned and stale locks cleared, then `body`; its result decides the end status
+/// (a body may set WARNING itself), and the final row is written before anyone is told.
+fn run_repo_task(
+    shared: &Arc<Shared>,
+    op_id: i64,
+    stop: &StopHandle,
+    body: impl FnOnce(&mut Ctx) -> Result<Option<FollowUp>, TaskError>,
+) -> Ended {
+    let mut op = match shared.oplog.get(op_id) {
+        Ok(Some(op)) => op,
+        Ok(None) => {
+            error!("operation {op_id} vanished from the operation log before it ran");
+            return Ended::default();
+        }
+        Err(e) => {
+            error!("could not read operation {op_id}: {e}");
+            return Ended::default();
+        }
+    };
+    let config = shared.config.get();
+    op.status = OperationStatus::InProgress;
+    op.unix_time_start_ms = shared.clock.now_ms();
+    op.logref = format!("t-{}", op.id);
+    shared.save(&mut op);
+    let log = shared.logs.create(&op.logref).unwrap_or_else(|e| {
+        error!("could not create the log of operation {}: {e}", op.id);
+        op.logref.clear();
+        LogWriter::discard()
+    });
+    let Some(repo) = config.repo(&op.repo_id) else {
+        let message = format!(
+            "repo {:?} was removed from the config before this operation started",
+            op.repo_id
+        );
+        return end(shared, op, log, Err(TaskError::Other(message)));
+    };
+    let mut ctx = Ctx {
+        shared,
+        config: &config,
+        repo,
+        target: restic_repo(repo),
+        op,
+        log,
+        stop,
+    };
+    let result = match ensure_guid(shared, repo, stop, &mut ctx.log) {
+        Ok(guid) => {
+            ctx.op.repo_guid = guid;
+            unlock_if_needed(shared, repo, stop, &mut ctx.log);
+            body(&mut ctx)
+        }
+        Err(e) => Err(TaskError::Other(e)),
+    };
+    if matches!(result, Err(TaskError::Restic(ResticError::Stopped))) {
+        unlock_after_stop(shared, repo, &mut ctx.log);
+    }
+    end(shared, ctx.op, ctx.log, result)
+}
+
+fn end(
+    shared: &Shared,
+    mut op: Operation,
+    mut log: LogWriter,
+    result: Result<Option<FollowUp>, TaskError>,
+) -> Ended {
+    let what = op
+        .op
+        .member_name()
+        .trim_start_matches("operation")
+        .to_lowercase();
+    let follow_up = match result {
+        Ok(follow_up) => {
+            if !matches!(op.status, OperationStatus::Warning) {
+                op.status = OperationStatus::Success;
+            }
+            follow_up
+        }
+        Err(TaskError::Restic(ResticError::Stopped)) => {
+            let (status, message) = match shared.stop_reason(op.id) {
+                Some(StopReason::User) => (
+                    OperationStatus::UserCancelled,
+                    format!("the {what} was cancelled; restic was interrupted"),
+                ),
+                _ => (
+                    OperationStatus::SystemCancelled,
+                    format!("footrest stopped while the {what} ran; restic was interrupted"),
+                ),
+            };
+            op.status = status;
+            op.display_message = message;
+            None
+        }
+        Err(e) => {
+            op.status = OperationStatus::Error;
+            op.display_message = e.to_string();
+            None
+        }
+    };
+    if !op.display_message.is_empty() {
+        log.line(&format!("[footrest: {}]", op.display_message));
+    }
+    if let Err(e) = log.finish() {
+        warn!("the log of operation {} is incomplete: {e}", op.id);
+    }
+    op.unix_time_end_ms = shared.clock.now_ms();
+    shared.finish_op(&mut op);
+    match op.status {
+        OperationStatus::Error => warn!(
+            "{what} of plan {:?} in repo {:?} failed (operation {}): {}",
+            op.plan_id, op.repo_id, op.id, op.display_message
+        ),
+        status => info!(
+            "{what} of plan {:?} in repo {:?} ended {} (operation {})",
+            op.plan_id,
+            op.repo_id,
+            status.name(),
+            op.id
+        ),
+    }
+    Ended {
+        op: Some(op),
+        follow_up,
+    }
 }
 
 /// The repository as restic needs it.

@@ -7,12 +7,16 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api::auth::Authenticator;
-use crate::config::{self, Config, ConfigError, store::ConfigStore};
+use crate::config::store::{ConfigStore, ReloadOutcome};
+use crate::config::watch::ConfigWatcher;
+use crate::config::{self, Config, ConfigError};
 use crate::logs::Logs;
 use crate::oplog::OpLog;
 use crate::orchestrator::Orchestrator;
+use crate::orchestrator::clock::{Clock, SystemClock};
 use crate::restic::Restic;
 use crate::settings::Settings;
 
@@ -44,8 +48,13 @@ pub struct App {
 
 impl App {
     /// Loads (or first writes) the config, checks restic, opens the operation log and
-    /// starts the worker.
+    /// starts the worker and the scheduler on the system clock.
     pub fn start(settings: &Settings) -> Result<App, StartError> {
+        App::start_with_clock(settings, Arc::new(SystemClock))
+    }
+
+    /// [`App::start`] with the scheduler on the given clock (tests run schedules fast).
+    pub fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Result<App, StartError> {
         // The data dir holds the operation history and logs that name the user's files:
         // only footrest's user may read it.
         fs::DirBuilder::new()
@@ -85,9 +94,14 @@ impl App {
             );
         }
         let store = Arc::new(ConfigStore::new(settings.config_path.clone(), config));
-        let orchestrator =
-            Orchestrator::start(Arc::clone(&store), Arc::clone(&oplog), restic, logs.clone())
-                .map_err(|e| StartError::Other(e.to_string()))?;
+        let orchestrator = Orchestrator::start(
+            Arc::clone(&store),
+            Arc::clone(&oplog),
+            restic,
+            logs.clone(),
+            clock,
+        )
+        .map_err(|e| StartError::Other(e.to_string()))?;
         Ok(App {
             config: store,
             oplog,
@@ -95,6 +109,72 @@ impl App {
             auth,
             orchestrator,
         })
+    }
+}
+
+impl App {
+    /// Reads the config file again (SIGHUP, or the file changed). A valid new config is
+    /// put in force: users, schedules. An invalid one is refused with its errors and the
+    /// config in force stays. Running tasks are not interrupted.
+    pub fn reload_config(&self) {
+        match self.config.reload() {
+            Ok(ReloadOutcome::Changed { new, .. }) => {
+                for w in new.validate().unwrap_or_default() {
+                    warn!("{}: {w}", self.config.path().display());
+                }
+                self.auth.set_users(new.auth.as_ref());
+                self.orchestrator.config_changed();
+                info!("config reloaded from {}", self.config.path().display());
+            }
+            Ok(ReloadOutcome::Unchanged) => debug!("config file unchanged"),
+            Err(e) => error!("config not reloaded; the one in force stays: {e}"),
+        }
+    }
+}
+
+/// Watches the config file and reloads it when it changes: through inotify, or by
+/// looking at the file once a minute where inotify is not available. Ends when footrest
+/// stops.
+pub fn spawn_config_watcher(app: &Arc<App>) {
+    let app = Arc::clone(app);
+    let spawned = std::thread::Builder::new()
+        .name("config-watch".into())
+        .spawn(move || {
+            let stopping = || app.orchestrator.shared().stopping();
+            match ConfigWatcher::new(app.config.path()) {
+                Ok(watcher) => {
+                    while !stopping() {
+                        match watcher.wait(Duration::from_secs(1)) {
+                            Ok(true) => app.reload_config(),
+                            Ok(false) => {}
+                            Err(e) => {
+                                warn!("watching the config file failed: {e}; changes need SIGHUP");
+                                return;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    info!("cannot watch the config file with inotify ({e}); looking at it once a minute");
+                    let mut stamp = app.config.file_stamp();
+                    let mut waited = Duration::ZERO;
+                    while !stopping() {
+                        std::thread::sleep(Duration::from_secs(1));
+                        waited += Duration::from_secs(1);
+                        if waited >= Duration::from_secs(60) {
+                            waited = Duration::ZERO;
+                            let now = app.config.file_stamp();
+                            if now != stamp {
+                                stamp = now;
+                                app.reload_config();
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        warn!("cannot start the config watcher: {e}; changes need SIGHUP");
     }
 }
 

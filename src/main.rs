@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use footrest::api::server::Server;
 use footrest::api::{Api, auth};
-use footrest::app::{App, StartError};
+use footrest::app::{self, App, StartError};
 use footrest::logging::{self, Level};
 use footrest::settings::{self, Command, Settings};
 use footrest::{config, error, info, warn};
@@ -152,7 +152,10 @@ fn serve(settings: &Settings) -> ExitCode {
             let mut stopping = false;
             for signal in signals.forever() {
                 match signal {
-                    SIGHUP => warn!("SIGHUP: config reload is not supported yet; restart footrest to apply changes"),
+                    SIGHUP => {
+                        info!("SIGHUP: reloading the config");
+                        signal_app.reload_config();
+                    }
                     _ if stopping => {
                         warn!("second stop signal: exiting at once");
                         std::process::exit(1);
@@ -176,6 +179,7 @@ fn serve(settings: &Settings) -> ExitCode {
         app.orchestrator.shutdown();
         return ExitCode::FAILURE;
     }
+    app::spawn_config_watcher(&app);
     server.run(Arc::new(Api::new(Arc::clone(&app))), SHUTDOWN_GRACE);
     app.orchestrator.shutdown();
     info!("stopped");

@@ -1,18 +1,53 @@
-//! `GetOperations` (CONTRACT §3.2): the operation history, filtered by a selector.
+//! The operation history: `GetOperations` (CONTRACT §3.2), `Cancel` and `ClearHistory`.
 
 use crate::App;
 use crate::api::connect::ApiError;
-use crate::proto::{self, GetOperationsRequest, OpSelector};
+use crate::proto::{self, CancelRequest, ClearHistoryRequest, GetOperationsRequest, OpSelector};
+
+use super::orchestrator_error;
 
 pub fn get_operations(app: &App, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let req: GetOperationsRequest = proto::decode(body)?;
-    let selector = req.selector.unwrap_or_default();
+    let selector = checked(req.selector.unwrap_or_default())?;
+    Ok(app.oplog.query_json(&selector, req.last_n)?)
+}
+
+pub fn cancel(app: &App, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let req: CancelRequest = proto::decode(body)?;
+    let Some(id) = req.operation_id.or(req.value) else {
+        return Err(ApiError::invalid(
+            "operationId: give the id of the operation to cancel, e.g. {\"operationId\": \"42\"}",
+        ));
+    };
+    app.orchestrator.cancel(id).map_err(orchestrator_error)?;
+    Ok(b"{}".to_vec())
+}
+
+pub fn clear_history(app: &App, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let req: ClearHistoryRequest = proto::decode(body)?;
+    let selector = checked(req.selector.unwrap_or_default())?;
+    if selector == OpSelector::default() {
+        return Err(ApiError::invalid(
+            "selector: say which operations to clear, e.g. {\"selector\": {\"planId\": \"docs\"}}; \
+             an empty selector would clear the whole history",
+        ));
+    }
+    let deleted = app.oplog.clear(&selector, req.only_failed)?;
+    let shared = app.orchestrator.shared();
+    for op in &deleted {
+        shared.remove_logs(op);
+    }
+    info!("history cleared: {} operation(s) removed", deleted.len());
+    Ok(b"{}".to_vec())
+}
+
+fn checked(selector: OpSelector) -> Result<OpSelector, ApiError> {
     if selector.ids.is_some() && has_field_besides_ids(&selector) {
         return Err(ApiError::invalid(
             "selector.ids cannot be combined with other selector fields; send the ids alone",
         ));
     }
-    Ok(app.oplog.query_json(&selector, req.last_n)?)
+    Ok(selector)
 }
 
 fn has_field_besides_ids(s: &OpSelector) -> bool {

@@ -236,10 +236,27 @@ fn backup_vs_restic(bin: &Path, rounds: usize, files: usize) {
         );
     };
     restic(&["init", "-q"]);
+    // footrest's repo is made the same way as the plain one, before the clock starts.
     let sdir = tempfile::tempdir().unwrap();
+    let fr_repo = sdir.path().join("repo");
+    let guid = {
+        let run = |args: &[&str]| {
+            Command::new("restic")
+                .args(args)
+                .env("RESTIC_REPOSITORY", &fr_repo)
+                .env("RESTIC_PASSWORD", PASSWORD)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        assert!(run(&["init", "-q"]).status.success());
+        let out = run(&["cat", "config"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    };
     let config = serde_json::json!({
         "version": 6, "instance": "bench",
-        "repos": [{"id": "r", "uri": sdir.path().join("repo"), "password": PASSWORD, "autoInitialize": true}],
+        "repos": [{"id": "r", "uri": fr_repo, "password": PASSWORD, "guid": guid}],
         "plans": [{"id": "p", "repo": "r", "paths": [tree]}],
         "auth": {"disabled": true}
     });

@@ -82,6 +82,27 @@ fn sigterm_during_a_backup_cancels_it_cleanly() {
 }
 
 #[test]
+fn a_second_stop_signal_exits_at_once() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&slow_config(&sandbox));
+    let mut fr = Footrest::start(&sandbox);
+    let (_call, restic_pid) = start_slow_backup(&fr);
+    fr.signal(libc::SIGTERM);
+    wait_until(
+        "the first signal to be seen",
+        Duration::from_secs(10),
+        || fr.stderr().contains("stop signal received"),
+    );
+    fr.signal(libc::SIGTERM);
+    let status = fr.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(1), "stderr:\n{}", fr.stderr());
+    // restic does not outlive footrest.
+    wait_until("restic to end", Duration::from_secs(30), || {
+        !alive(restic_pid)
+    });
+}
+
+#[test]
 fn kill_9_during_a_backup_then_restart() {
     let sandbox = Sandbox::new();
     sandbox.write_config(&slow_config(&sandbox));

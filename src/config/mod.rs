@@ -23,7 +23,7 @@
 //! is reported at once, and zero-valued keys the file had are written back; the structs
 //! still implement `Serialize` and `Deserialize` through it.
 
-mod cron;
+pub mod cron;
 mod file;
 mod json;
 mod redact;

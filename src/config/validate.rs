@@ -265,10 +265,10 @@ fn check_schedule(loc: &Loc, s: &Schedule, f: &mut Findings) {
         )));
     }
     if let Some(cron) = &s.cron
-        && let Err(why) = cron::check(cron)
+        && let Err(why) = cron::parse(cron)
     {
         f.errors
-            .push(loc.field("cron").say(format_args!("{cron:?} {why}")));
+            .push(loc.field("cron").say(format_args!("{cron:?}: {why}")));
     }
     for (name, value) in [
         ("maxFrequencyDays", s.max_frequency_days),
@@ -869,13 +869,34 @@ mod tests {
                 v["plans"][0]["schedule"] = json!({"cron": "0 25 * * *", "clock": "CLOCK_UTC"});
             }),
             [
-                "repos[0] \"nas\": checkPolicy.schedule.cron \"0 4 * *\" has 4 fields; a cron \
-                 expression has 5: minute hour day-of-month month day-of-week, e.g. \
-                 \"30 2 * * *\"",
-                "plans[0] \"docs\": schedule.cron \"0 25 * * *\" has an invalid hour field \
-                 \"25\": 25 is out of range 0-23",
+                "repos[0] \"nas\": checkPolicy.schedule.cron \"0 4 * *\": has 4 fields; a cron \
+                 expression has 5 (no seconds, no year): minute hour day-of-month month \
+                 day-of-week, e.g. \"30 2 * * *\"",
+                "plans[0] \"docs\": schedule.cron \"0 25 * * *\": hour 25 is out of range 0-23",
             ]
         );
+        // The scheduler's own parser: what it cannot run is refused here, what it runs
+        // (shortcuts) is accepted.
+        assert_eq!(
+            errors(|v| {
+                v["plans"][0]["schedule"] = json!({"cron": "61 * * * *"});
+                v["repos"][0]["prunePolicy"] = json!({"schedule": {"cron": "0 0 30 2 *"}});
+                v["repos"][0]["checkPolicy"] = json!({"schedule": {"cron": "@reboot"}});
+            }),
+            [
+                "repos[0] \"nas\": prunePolicy.schedule.cron \"0 0 30 2 *\": never runs: none of \
+                 the months it names has that day of the month",
+                "repos[0] \"nas\": checkPolicy.schedule.cron \"@reboot\": @reboot is not \
+                 supported; footrest schedules by time, e.g. \"@daily\" or \"30 2 * * *\"",
+                "plans[0] \"docs\": schedule.cron \"61 * * * *\": minute 61 is out of range 0-59",
+            ]
+        );
+        for cron in ["@daily", "@HOURLY", "0 0 30 2 1", "0 0 29 2 *"] {
+            assert!(
+                errors(|v| v["plans"][0]["schedule"] = json!({"cron": cron})).is_empty(),
+                "{cron}"
+            );
+        }
         assert!(
             errors(|v| v["plans"][0]["schedule"] = json!({"clock": "CLOCK_DEFAULT"})).is_empty()
         );
@@ -1057,8 +1078,9 @@ mod tests {
                 "repos[0] \"nas\": env[0] must be KEY=VALUE",
                 "plans[0] \"docs\": repo \"nas2\" is not defined",
                 "plans[0] \"docs\": paths is empty; list at least one folder to back up",
-                "plans[0] \"docs\": schedule.cron \"* * *\" has 3 fields; a cron expression has \
-                 5: minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\"",
+                "plans[0] \"docs\": schedule.cron \"* * *\": has 3 fields; a cron expression \
+                 has 5 (no seconds, no year): minute hour day-of-month month day-of-week, \
+                 e.g. \"30 2 * * *\"",
                 "auth is enabled but has no users; add a user (its passwordBcrypt comes from \
                  the HashPassword call) or set \"disabled\": true",
             ]

@@ -2,7 +2,7 @@
 //! the clock they are read on, as pure functions of (schedule, last run, now). This
 //! module never reads the clock, never sleeps and never queues anything; the scheduler
 //! asks [`Compiled::next_run`] and acts on the answer. A schedule is parsed once, by
-//! [`compile`], when the config is loaded.
+//! [`compile`], when the config is loaded. It does not parse cron text itself.
 //!
 //! # Rules
 //!
@@ -32,17 +32,9 @@
 //!
 //! # Cron syntax
 //!
-//! Five fields, minute (0-59) hour (0-23) day-of-month (1-31) month (1-12 or JAN-DEC)
-//! day-of-week (0-7 or SUN-SAT, 0 and 7 both Sunday), as in Vixie cron: `*`, values,
-//! ranges `a-b`, steps `*/n`, `a-b/n` and `a/n` (from `a` to the field's end), lists
-//! `a,b`, names in any case. `@yearly`/`@annually`, `@monthly`, `@weekly`,
-//! `@daily`/`@midnight`, `@hourly` stand for their usual five fields. Rejected: seconds
-//! or year fields (6 or 7 fields), `@reboot`, Quartz's `?`, `L`, `W`, `#`, and a day of
-//! the month that exists in none of the months named (`0 0 30 2 *`).
-//!
-//! When both day fields are restricted a day matches if either does (`0 0 13 * 5` is
-//! the 13th and every Friday); when either field starts with `*` both must match
-//! (`0 0 */2 * 1`: Mondays that are odd days of the month), as Vixie cron does.
+//! Parsed and checked by [`crate::config::cron`], the one parser config validation uses
+//! too (so a config that loads only holds cron expressions this module can run); this
+//! module only turns the parsed fields into croner's form and evaluates them.
 //!
 //! # Daylight saving time (croner's rules, pinned by the tests below)
 //!
@@ -61,6 +53,7 @@ use croner::{CivilDate, CivilDateTime, CivilTime, Cron, CronDateTime, Resolution
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
 
+use crate::config::cron::{self, Values};
 use crate::config::{Clock, Schedule};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -143,11 +136,6 @@ pub fn compile(schedule: &Schedule) -> Result<Compiled, ScheduleError> {
         Rule::Never
     };
     Ok(Compiled { rule })
-}
-
-/// Checks a cron expression without keeping it (for config validation).
-pub fn validate_cron(expr: &str) -> Result<(), ScheduleError> {
-    parse_cron(expr).map(|_| ())
 }
 
 impl Compiled {
@@ -254,121 +242,34 @@ impl CronDateTime for Wall {
     }
 }
 
-/// One cron field: its name, its range, and the value `*` and `a/n` run up to.
-struct Field {
-    name: &'static str,
-    min: u32,
-    max: u32,
-    top: u32,
-    names: &'static [&'static str],
-}
-
-const MONTHS: &[&str] = &[
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
-const DAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-
-const FIELDS: [Field; 5] = [
-    field("minute", 0, 59, 59, &[]),
-    field("hour", 0, 23, 23, &[]),
-    field("day-of-month", 1, 31, 31, &[]),
-    field("month", 1, 12, 12, MONTHS),
-    field("day-of-week", 0, 7, 6, DAYS),
-];
-
-const fn field(
-    name: &'static str,
-    min: u32,
-    max: u32,
-    top: u32,
-    names: &'static [&'static str],
-) -> Field {
-    Field {
-        name,
-        min,
-        max,
-        top,
-        names,
-    }
-}
-
-/// The longest each month can be (February in a leap year).
-const MONTH_DAYS: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
+/// `expr` parsed by config's cron parser, as a croner schedule.
 fn parse_cron(expr: &str) -> Result<Cron, ScheduleError> {
     let fail = |why: String| ScheduleError::Cron {
         expr: expr.to_string(),
         why,
     };
-    let text = expr.trim();
-    let text = match text.to_ascii_lowercase().as_str() {
-        "@yearly" | "@annually" => "0 0 1 1 *",
-        "@monthly" => "0 0 1 * *",
-        "@weekly" => "0 0 * * 0",
-        "@daily" | "@midnight" => "0 0 * * *",
-        "@hourly" => "0 * * * *",
-        "@reboot" => {
-            return Err(fail(
-                "@reboot is not supported; footrest schedules by time, e.g. \"@daily\" or \
-                 \"30 2 * * *\""
-                    .into(),
-            ));
-        }
-        s if s.starts_with('@') => {
-            return Err(fail(
-                "unknown shortcut; the shortcuts are @yearly, @annually, @monthly, @weekly, \
-                 @daily, @midnight and @hourly"
-                    .into(),
-            ));
-        }
-        _ => text,
-    };
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    if parts.len() != FIELDS.len() {
-        return Err(fail(format!(
-            "has {} field{}; a cron expression has 5 (no seconds, no year): minute hour \
-             day-of-month month day-of-week, e.g. \"30 2 * * *\"",
-            parts.len(),
-            if parts.len() == 1 { "" } else { "s" }
-        )));
-    }
-    let mut sets = [0u64; 5];
-    for (i, (part, field)) in parts.iter().zip(&FIELDS).enumerate() {
-        sets[i] = parse_field(part, field).map_err(fail)?;
-    }
-    sets[4] = (sets[4] | sets[4] >> 7) & 0x7f; // 7 is Sunday, as 0 is.
-    let (dom, dow) = (parts[2], parts[4]);
-    // Vixie cron: a day field starting with `*` makes the two day fields AND, else OR.
-    let and_days = dom.starts_with('*') || dow.starts_with('*');
-    if and_days && !(1..=12).any(|m| sets[3] & 1 << m != 0 && sets[2] & day_bits(m) != 0) {
-        return Err(fail(
-            "never runs: none of the months it names has that day of the month".into(),
-        ));
-    }
+    let f = cron::parse(expr).map_err(|e| fail(e.to_string()))?;
     // croner gets plain numbers only, so its extensions and its parsing of names and
     // steps never come into play; `+` asks it for AND on the day fields.
-    let list = |i: usize| {
-        if parts[i] == "*" {
+    let list = |v: Values| {
+        if v.is_star() {
             return "*".to_string();
         }
-        let values: Vec<String> = (0..64)
-            .filter(|v| sets[i] & 1 << v != 0)
-            .map(|v: u32| v.to_string())
-            .collect();
+        let values: Vec<String> = v.iter().map(|n| n.to_string()).collect();
         values.join(",")
     };
-    let and = if and_days && dom != "*" && dow != "*" {
+    let and = if f.days_must_both_match && !f.day_of_month.is_star() && !f.day_of_week.is_star() {
         "+"
     } else {
         ""
     };
     let plain = format!(
         "{} {} {} {} {and}{}",
-        list(0),
-        list(1),
-        list(2),
-        list(3),
-        list(4)
+        list(f.minute),
+        list(f.hour),
+        list(f.day_of_month),
+        list(f.month),
+        list(f.day_of_week)
     );
     CronParser::builder()
         .seconds(Seconds::Disallowed)
@@ -376,84 +277,6 @@ fn parse_cron(expr: &str) -> Result<Cron, ScheduleError> {
         .build()
         .parse(&plain)
         .map_err(|e| fail(format!("the cron library rejected it as {plain:?}: {e}")))
-}
-
-/// Bits for the days 1..=length of month `m`.
-fn day_bits(m: usize) -> u64 {
-    ((1u64 << (MONTH_DAYS[m - 1] + 1)) - 1) & !1
-}
-
-/// The set of values a field names, as bits.
-fn parse_field(text: &str, field: &Field) -> Result<u64, String> {
-    let name = field.name;
-    let mut set = 0u64;
-    for item in text.split(',') {
-        if item.is_empty() {
-            return Err(format!("{name} {text:?} has an empty item in its list"));
-        }
-        let (range, step) = match item.split_once('/') {
-            Some((range, step)) => match number(step) {
-                Some(n) if n >= 1 => (range, Some(n)),
-                _ => {
-                    return Err(format!(
-                        "{name} step {step:?} must be a number of at least 1"
-                    ));
-                }
-            },
-            None => (item, None),
-        };
-        let (from, to) = if range == "*" {
-            (field.min, field.top)
-        } else if let Some((a, b)) = range.split_once('-') {
-            let (from, to) = (value(a, field, false)?, value(b, field, true)?);
-            if from > to {
-                return Err(format!("{name} range {range:?} runs backwards"));
-            }
-            (from, to)
-        } else {
-            let v = value(range, field, false)?;
-            (v, if step.is_some() { field.top.max(v) } else { v })
-        };
-        for v in (from..=to).step_by(step.unwrap_or(1) as usize) {
-            set |= 1 << v;
-        }
-    }
-    Ok(set)
-}
-
-/// A number or a name; Sunday ends a range as 7 (`MON-SUN`).
-fn value(text: &str, field: &Field, range_end: bool) -> Result<u32, String> {
-    if let Some(n) = number(text) {
-        if n < field.min || n > field.max {
-            return Err(format!(
-                "{} {n} is out of range {}-{}",
-                field.name, field.min, field.max
-            ));
-        }
-        return Ok(n);
-    }
-    match field
-        .names
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(text))
-    {
-        Some(0) if range_end && field.max == 7 => Ok(7),
-        Some(i) => Ok(field.min + i as u32),
-        None if field.names.is_empty() => Err(format!("{} {text:?} is not a number", field.name)),
-        None => Err(format!(
-            "{} {text:?} is not a number or a name ({}-{})",
-            field.name,
-            field.names[0],
-            field.names[field.names.len() - 1]
-        )),
-    }
-}
-
-fn number(text: &str) -> Option<u32> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -506,7 +329,12 @@ mod tests {
     }
 
     fn cron_err(expr: &str) -> String {
-        validate_cron(expr).unwrap_err().to_string()
+        compile(&Schedule {
+            cron: Some(expr.into()),
+            ..Schedule::default()
+        })
+        .unwrap_err()
+        .to_string()
     }
 
     #[test]
@@ -612,71 +440,83 @@ mod tests {
     }
 
     #[test]
-    fn cron_syntax_errors() {
-        let fields = |n: usize| {
-            format!(
-                "has {n} fields; a cron expression has 5 (no seconds, no year): minute hour \
-                 day-of-month month day-of-week, e.g. \"30 2 * * *\""
-            )
-        };
+    fn cron_errors_are_the_config_parsers_named_with_the_expression() {
         for (expr, why) in [
-            ("0 4 * *", fields(4)),
-            ("0 0 4 * * *", fields(6)),
-            ("0 0 4 * * * 2026", fields(7)),
-            ("", fields(0)),
-            ("60 * * * *", "minute 60 is out of range 0-59".into()),
-            ("* 24 * * *", "hour 24 is out of range 0-23".into()),
-            ("* * 0 * *", "day-of-month 0 is out of range 1-31".into()),
-            ("* * * 13 *", "month 13 is out of range 1-12".into()),
-            ("* * * * 8", "day-of-week 8 is out of range 0-7".into()),
-            ("hello world", fields(2)),
-            ("x * * * *", "minute \"x\" is not a number".into()),
+            (
+                "0 4 * *",
+                "has 4 fields; a cron expression has 5 (no seconds, no year): minute hour \
+                 day-of-month month day-of-week, e.g. \"30 2 * * *\"",
+            ),
+            ("* * 0 * *", "day-of-month 0 is out of range 1-31"),
             (
                 "* * * jnu *",
-                "month \"jnu\" is not a number or a name (JAN-DEC)".into(),
+                "month \"jnu\" is not a number or a name (JAN-DEC)",
             ),
-            (
-                "* * * * fun",
-                "day-of-week \"fun\" is not a number or a name (SUN-SAT)".into(),
-            ),
-            (
-                "*/0 * * * *",
-                "minute step \"0\" must be a number of at least 1".into(),
-            ),
-            ("0 5-1 * * *", "hour range \"5-1\" runs backwards".into()),
-            (
-                "0 1,,2 * * *",
-                "hour \"1,,2\" has an empty item in its list".into(),
-            ),
-            ("0 0 ? * *", "day-of-month \"?\" is not a number".into()),
-            ("0 0 L * *", "day-of-month \"L\" is not a number".into()),
-            (
-                "0 0 * * 1#2",
-                "day-of-week \"1#2\" is not a number or a name (SUN-SAT)".into(),
-            ),
-            ("+5 * * * *", "minute \"+5\" is not a number".into()),
             (
                 "0 0 30 2 *",
-                "never runs: none of the months it names has that day of the month".into(),
+                "never runs: none of the months it names has that day of the month",
+            ),
+            (
+                "0 0 31 4,6,9,11 *",
+                "never runs: none of the months it names has that day of the month",
             ),
             (
                 "@reboot",
                 "@reboot is not supported; footrest schedules by time, e.g. \"@daily\" or \
-                 \"30 2 * * *\""
-                    .into(),
-            ),
-            (
-                "@fortnightly",
-                "unknown shortcut; the shortcuts are @yearly, @annually, @monthly, @weekly, \
-                 @daily, @midnight and @hourly"
-                    .into(),
+                 \"30 2 * * *\"",
             ),
         ] {
             assert_eq!(cron_err(expr), format!("cron {expr:?}: {why}"), "{expr}");
+            assert_eq!(cron::parse(expr).unwrap_err().to_string(), why, "{expr}");
         }
-        assert!(validate_cron("0 0 31 4,6,9,11 *").is_err());
-        // Either day field may match when both are restricted: 30 February or Mondays.
-        assert_eq!(validate_cron("0 0 30 2 1"), Ok(()));
+    }
+
+    #[test]
+    fn everything_the_config_parser_accepts_compiles() {
+        // Each value of each field alone, every value as a list, and the forms that
+        // reach croner differently (`*`, AND and OR of the day fields, shortcuts).
+        let mut exprs = Vec::new();
+        for (i, max) in [59, 23, 31, 12, 7].into_iter().enumerate() {
+            let min = if i == 2 || i == 3 { 1 } else { 0 };
+            let at = |v: String| {
+                let mut f = vec!["*".to_string(); 5];
+                f[i] = v;
+                f.join(" ")
+            };
+            exprs.extend((min..=max).map(|v: u32| at(v.to_string())));
+            let all: Vec<String> = (min..=max).map(|v| v.to_string()).collect();
+            exprs.push(at(all.join(",")));
+        }
+        for expr in [
+            "0 0 30 2 1",
+            "0 0 29 2 *",
+            "0 0 */2 * 1",
+            "0 0 13 * 5",
+            "0 0 1 * */1",
+            "0 0 * * MON-SUN",
+            "10-50/20 8-18/2 1-31/7 jan-dec/3 *",
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@midnight",
+            "@hourly",
+        ] {
+            exprs.push(expr.to_string());
+        }
+        for expr in &exprs {
+            assert!(cron::parse(expr).is_ok(), "{expr}");
+            let c = compile(&Schedule {
+                cron: Some(expr.clone()),
+                ..Schedule::default()
+            });
+            let c = c.unwrap_or_else(|e| panic!("{expr}: {e}"));
+            assert!(
+                c.next_run(None, 0, &TimeZone::UTC).is_some(),
+                "{expr} never runs"
+            );
+        }
     }
 
     #[test]

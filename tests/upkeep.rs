@@ -222,6 +222,10 @@ fn a_stale_lock_is_cleared_and_a_live_one_waited_for() {
     sandbox.write_config(&config);
     let fr = Footrest::start(&sandbox);
     assert_eq!(fr.rpc("Backup", &json!({"value": "docs"})).status, 200);
+    // The backup's retention forget takes a lock of its own; let it finish first.
+    fr.wait_for_op("the retention forget to end", |o| {
+        o.get("operationForget").is_some() && o["status"] == "STATUS_SUCCESS"
+    });
 
     // A restic killed with -9 leaves a stale lock: autoUnlock clears it.
     let mut holder = slow_restic(

@@ -374,9 +374,11 @@ pub(crate) fn backup_args(req: &BackupRequest, cwd: &Path) -> Result<Vec<OsStrin
     Ok(args)
 }
 
-/// `snapshots --json [--tag T]... [-- ids...]`.
+/// `snapshots --json --no-lock [--tag T]... [-- ids...]`. Listing snapshots only reads
+/// the repository: without a lock it never blocks, nor is blocked by, another restic
+/// (and leaves nothing behind if it is killed).
 pub(crate) fn snapshots_args(filter: &SnapshotFilter) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec!["snapshots".into(), "--json".into()];
+    let mut args: Vec<OsString> = vec!["snapshots".into(), "--json".into(), "--no-lock".into()];
     for tag in &filter.tags {
         args.extend(["--tag".into(), tag.into()]);
     }
@@ -798,7 +800,7 @@ mod tests {
     fn snapshots_argv() {
         assert_eq!(
             snapshots_args(&SnapshotFilter::default()),
-            os(&["snapshots", "--json"])
+            os(&["snapshots", "--json", "--no-lock"])
         );
         let f = SnapshotFilter {
             ids: vec!["9a3c77".into()],
@@ -809,6 +811,7 @@ mod tests {
             os(&[
                 "snapshots",
                 "--json",
+                "--no-lock",
                 "--tag",
                 "plan:photos,created-by:pi4",
                 "--tag",

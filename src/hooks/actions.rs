@@ -27,6 +27,7 @@ use std::fmt;
 use std::io::Write;
 use std::time::Duration;
 
+use base64::Engine;
 use serde_json::json;
 
 use crate::config::WebhookMethod;
@@ -207,7 +208,6 @@ pub fn webhook(
     if parsed.user.is_some() || parsed.password.is_some() {
         let user = parsed.user.clone().unwrap_or_default();
         let password = parsed.password.clone().unwrap_or_default();
-        use base64::Engine;
         let value = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))

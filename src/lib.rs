@@ -8,6 +8,7 @@ pub mod logging;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod hooks;
 pub mod logs;
 pub mod oplog;
 pub mod orchestrator;

@@ -71,7 +71,11 @@ fn fail<T>(off: usize, msg: impl Into<String>) -> Result<T, Fail> {
 }
 
 fn located(src: &str, f: Fail) -> TemplateError {
-    let before = &src[..f.off.min(src.len())];
+    let mut off = f.off.min(src.len());
+    while !src.is_char_boundary(off) {
+        off -= 1;
+    }
+    let before = &src[..off];
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     TemplateError {
         line: before.matches('\n').count() + 1,

@@ -489,3 +489,396 @@ fn json_str(s: &str, out: &mut String) {
     }
     out.push('"');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SNAP: &str = "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b";
+
+    fn cet() -> TimeZone {
+        TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap()
+    }
+
+    fn sample() -> HookVars {
+        HookVars {
+            event: Condition::SnapshotSuccess,
+            task: "backup for plan \"docs\"".into(),
+            repo: Some(RepoVars::from(&Repo {
+                id: "nas".into(),
+                uri: "rest:https://me:hunter2@nas.local/restic".into(),
+                password: "topsecret".into(),
+                env: vec!["AWS_SECRET_ACCESS_KEY=abc".into()],
+                ..Repo::default()
+            })),
+            plan: Some(PlanVars::from(&Plan {
+                id: "docs".into(),
+                repo: "nas".into(),
+                paths: vec!["/home/me/docs".into()],
+                excludes: vec!["*.tmp".into()],
+                ..Plan::default()
+            })),
+            snapshot_id: SNAP.into(),
+            snapshot_stats: Some(BackupProgressSummary {
+                files_new: 10,
+                files_changed: 2,
+                files_unmodified: 1222,
+                dirs_new: 1,
+                dirs_changed: 3,
+                dirs_unmodified: 100,
+                data_blobs: 12,
+                tree_blobs: 4,
+                data_added: 5 * 1024 * 1024,
+                total_files_processed: 1234,
+                total_bytes_processed: 3 << 29,
+                total_duration: 62.5,
+                snapshot_id: SNAP.into(),
+            }),
+            cur_time: "2024-05-01T10:00:00Z".parse().unwrap(),
+            duration: std::time::Duration::from_millis(62_500),
+            error: String::new(),
+        }
+    }
+
+    fn failed() -> HookVars {
+        HookVars {
+            event: Condition::SnapshotError,
+            snapshot_id: String::new(),
+            snapshot_stats: None,
+            error: "restic backup: exit status 1: Fatal: unable to open repository".into(),
+            duration: std::time::Duration::from_millis(1_234),
+            ..sample()
+        }
+    }
+
+    #[track_caller]
+    fn render(src: &str, vars: &HookVars) -> String {
+        let t = template::parse(src, schema()).unwrap_or_else(|e| panic!("{src}: {e}"));
+        t.render(&vars.to_value_in(&cet()))
+            .unwrap_or_else(|e| panic!("{src}: {e}"))
+    }
+
+    #[track_caller]
+    fn parse_err(src: &str) -> String {
+        template::parse(src, schema()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_and_summary_are_valid_templates() {
+        for src in [DEFAULT_TEMPLATE, DEFAULT_TITLE_TEMPLATE, SUMMARY] {
+            template::parse(src, schema()).unwrap_or_else(|e| panic!("{src}: {e}"));
+        }
+        assert_eq!(
+            render(DEFAULT_TITLE_TEMPLATE, &sample()),
+            "footrest: snapshot success (docs)"
+        );
+        let prune = HookVars {
+            event: Condition::PruneSuccess,
+            plan: None,
+            ..sample()
+        };
+        assert_eq!(
+            render(DEFAULT_TITLE_TEMPLATE, &prune),
+            "footrest: prune success (nas)"
+        );
+    }
+
+    #[test]
+    fn summary_of_a_backup() {
+        let want = format!(
+            "backup for plan \"docs\": snapshot success\n\
+             Repo: nas\n\
+             Plan: docs\n\
+             Snapshot: {SNAP}\n\
+             Data added: 5 MiB\n\
+             Processed: 1234 files, 1.5 GiB\n\
+             Files: 10 new, 2 changed, 1222 unmodified\n\
+             Dirs: 1 new, 3 changed, 100 unmodified\n\
+             Time: 2024-05-01T12:00:00+02:00 (took 1m2.5s)"
+        );
+        assert_eq!(render(DEFAULT_TEMPLATE, &sample()), want);
+    }
+
+    #[test]
+    fn summary_of_an_error_and_of_a_start() {
+        assert_eq!(
+            render("{{ .Summary }}", &failed()),
+            "backup for plan \"docs\": snapshot error\n\
+             Repo: nas\n\
+             Plan: docs\n\
+             Error: restic backup: exit status 1: Fatal: unable to open repository\n\
+             Time: 2024-05-01T12:00:00+02:00 (took 1.234s)"
+        );
+        let start = HookVars {
+            event: Condition::PruneStart,
+            task: "prune for repo \"nas\"".into(),
+            plan: None,
+            snapshot_id: String::new(),
+            snapshot_stats: None,
+            duration: std::time::Duration::ZERO,
+            ..sample()
+        };
+        assert_eq!(
+            render("{{ .Summary }}", &start),
+            "prune for repo \"nas\": prune start\n\
+             Repo: nas\n\
+             Time: 2024-05-01T12:00:00+02:00"
+        );
+    }
+
+    #[test]
+    fn fixture_templates() {
+        let ok = sample();
+        let bad = failed();
+        let line = "{{ .Plan.Id }}: {{ .EventName .Event }}{{ if .Error }} - {{ .Error }}{{ end }}";
+        assert_eq!(render(line, &ok), "docs: snapshot success");
+        assert_eq!(
+            render(line, &bad),
+            "docs: snapshot error - restic backup: exit status 1: Fatal: unable to open repository"
+        );
+        let json = r#"{"plan": "{{ .Plan.Id }}", "snapshot": "{{ .SnapshotId }}", "added": "{{ .FormatSizeBytes .SnapshotStats.DataAdded }}"}"#;
+        assert_eq!(
+            render(json, &ok),
+            format!(r#"{{"plan": "docs", "snapshot": "{SNAP}", "added": "5 MiB"}}"#)
+        );
+        // Without stats the size is 0 B, not an error.
+        assert_eq!(
+            render(json, &bad),
+            r#"{"plan": "docs", "snapshot": "", "added": "0 B"}"#
+        );
+        assert_eq!(render("footrest {{ .Plan.Id }}", &ok), "footrest docs");
+    }
+
+    #[test]
+    fn backrest_documented_examples() {
+        // The shape of Backrest's own notification templates and docs examples.
+        let t = "{{ if .Error -}}\nBackup of {{ .Plan.Id }} failed: {{ .Error }}\n\
+                 {{ else -}}\nBackup of {{ .Plan.Id }} done, added \
+                 {{ .FormatSizeBytes .SnapshotStats.DataAdded }}\n{{ end }}";
+        assert_eq!(render(t, &sample()), "Backup of docs done, added 5 MiB\n");
+        assert_eq!(
+            render(t, &failed()),
+            "Backup of docs failed: restic backup: exit status 1: Fatal: unable to open repository\n"
+        );
+        let t = "Task: \"{{ .Task }}\" at {{ .FormatTime .CurTime }}\nPaths:\n\
+                 {{ range .Plan.Paths -}}\n - {{ . }}\n{{ end }}";
+        assert_eq!(
+            render(t, &sample()),
+            "Task: \"backup for plan \"docs\"\" at 2024-05-01T12:00:00+02:00\nPaths:\n- /home/me/docs\n"
+        );
+        let t = "{{ if .IsError .Event }}ALERT {{ end }}{{ .EventName .Event }} \
+                 after {{ .FormatDuration .Duration }}";
+        assert_eq!(render(t, &failed()), "ALERT snapshot error after 1.234s");
+        let cmd = "echo {{ .ShellEscape .Error }} >> /var/log/backups";
+        assert_eq!(
+            render(cmd, &failed()),
+            "echo 'restic backup: exit status 1: Fatal: unable to open repository' >> /var/log/backups"
+        );
+    }
+
+    #[test]
+    fn fields_print_like_go() {
+        let v = sample();
+        assert_eq!(render("{{ .Event }}", &v), "CONDITION_SNAPSHOT_SUCCESS");
+        assert_eq!(
+            render("{{ .CurTime }}", &v),
+            "2024-05-01 12:00:00 +0200 CEST"
+        );
+        assert_eq!(render("{{ .Duration }}", &v), "1m2.5s");
+        assert_eq!(render("{{ .SnapshotStats.TotalDuration }}", &v), "62.5");
+        assert_eq!(
+            render("{{ .Plan.Paths }} {{ .Plan.Excludes }}", &v),
+            "[/home/me/docs] [*.tmp]"
+        );
+        assert_eq!(
+            render("{{ .Repo.Flags }} {{ .Repo.AutoUnlock }}", &v),
+            "[] false"
+        );
+        let none = HookVars {
+            repo: None,
+            plan: None,
+            ..failed()
+        };
+        assert_eq!(
+            render("[{{ .Plan.Id }}]{{ with .Repo }}x{{ end }}", &none),
+            "[<no value>]"
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_variables() {
+        let out = render("{{ .Repo.Uri }} {{ .JsonMarshal . }}", &sample());
+        assert!(
+            out.starts_with("rest:https://me:********@nas.local/restic "),
+            "{out}"
+        );
+        for secret in ["hunter2", "topsecret", "AWS_SECRET", "abc"] {
+            assert!(!out.contains(secret), "{secret} in {out}");
+        }
+        assert_eq!(
+            parse_err("{{ .Repo.Password }}"),
+            "line 1, column 4: unknown field .Repo.Password"
+        );
+        assert_eq!(
+            parse_err("x {{ .Repo.Env }}"),
+            "line 1, column 6: unknown field .Repo.Env"
+        );
+        assert_eq!(
+            parse_err("{{ .Plan.Idd }}\n{{ .Foo }}"),
+            "line 1, column 4: unknown field .Plan.Idd"
+        );
+        assert_eq!(
+            parse_err("{{ .EventName }}"),
+            "line 1, column 4: wrong number of arguments for .EventName: want 1, got 0"
+        );
+    }
+
+    #[test]
+    fn event_names_and_errors() {
+        let cases = [
+            (Condition::Unknown, "unknown", false),
+            (Condition::AnyError, "error", true),
+            (Condition::SnapshotStart, "snapshot start", false),
+            (Condition::SnapshotEnd, "snapshot end", false),
+            (Condition::SnapshotError, "snapshot error", true),
+            (Condition::SnapshotWarning, "snapshot warning", false),
+            (Condition::SnapshotSuccess, "snapshot success", false),
+            (Condition::SnapshotSkipped, "snapshot skipped", false),
+            (Condition::PruneStart, "prune start", false),
+            (Condition::PruneError, "prune error", true),
+            (Condition::PruneSuccess, "prune success", false),
+            (Condition::CheckStart, "check start", false),
+            (Condition::CheckError, "check error", true),
+            (Condition::CheckSuccess, "check success", false),
+            (Condition::ForgetStart, "forget start", false),
+            (Condition::ForgetError, "forget error", true),
+            (Condition::ForgetSuccess, "forget success", false),
+        ];
+        for (event, name, error) in cases {
+            let v = HookVars { event, ..sample() };
+            assert_eq!(
+                render("{{ .EventName .Event }}/{{ .IsError .Event }}", &v),
+                format!("{name}/{error}")
+            );
+        }
+        assert_eq!(
+            render("{{ .EventName 999 }} {{ .EventName 101 }}", &sample()),
+            "unknown prune error"
+        );
+    }
+
+    #[test]
+    fn formatting_methods() {
+        let v = sample();
+        assert_eq!(
+            render("{{ .FormatTime .CurTime }}", &v),
+            "2024-05-01T12:00:00+02:00"
+        );
+        assert_eq!(
+            render(
+                "{{ .FormatDuration .Duration }} {{ .FormatDuration .SnapshotStats.TotalDuration }}",
+                &v
+            ),
+            "1m2.5s 1m2.5s"
+        );
+        let quick = HookVars {
+            duration: std::time::Duration::from_nanos(1_234_567_891),
+            ..sample()
+        };
+        assert_eq!(render("{{ .FormatDuration .Duration }}", &quick), "1.234s");
+        for (n, want) in [
+            (0i64, "0 B"),
+            (512, "512 B"),
+            (1023, "1023 B"),
+            (1024, "1 KiB"),
+            (1536, "1.5 KiB"),
+            (5 << 20, "5 MiB"),
+            (3 << 29, "1.5 GiB"),
+            (1_048_575, "1 MiB"),
+            (1_100_000_000_000, "1 TiB"),
+            (-2048, "-2 KiB"),
+        ] {
+            assert_eq!(
+                render(&format!("{{{{ .FormatSizeBytes {n} }}}}"), &v),
+                want,
+                "{n}"
+            );
+        }
+        assert_eq!(
+            template::parse("{{ .FormatTime .Error }}", schema())
+                .unwrap()
+                .render(&failed().to_value_in(&cet()))
+                .unwrap_err()
+                .to_string(),
+            "line 1, column 4: FormatTime: wants a time, got a string"
+        );
+    }
+
+    #[test]
+    fn shell_escape() {
+        let cases = [
+            ("docs", "docs"),
+            ("/srv/a-b_c.d:e@f%g+h=i,j", "/srv/a-b_c.d:e@f%g+h=i,j"),
+            ("", "''"),
+            ("a b", "'a b'"),
+            ("it's here", r"'it'\''s here'"),
+            ("$HOME; rm -rf /", "'$HOME; rm -rf /'"),
+        ];
+        for (s, want) in cases {
+            let v = HookVars {
+                error: s.into(),
+                ..sample()
+            };
+            assert_eq!(render("{{ .ShellEscape .Error }}", &v), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn json_marshal_like_go() {
+        let v = HookVars {
+            error: "<b>\"x\"\n".into(),
+            ..sample()
+        };
+        let j = |src: &str| render(&format!("{{{{ .JsonMarshal {src} }}}}"), &v);
+        assert_eq!(
+            j(".Plan"),
+            r#"{"id":"docs","repo":"nas","paths":["/home/me/docs"],"excludes":["*.tmp"]}"#
+        );
+        assert_eq!(
+            j(".Repo"),
+            r#"{"id":"nas","uri":"rest:https://me:********@nas.local/restic"}"#
+        );
+        assert_eq!(j(".Error"), r#""\u003cb\u003e\"x\"\n""#);
+        assert_eq!(j(".CurTime"), r#""2024-05-01T12:00:00+02:00""#);
+        assert_eq!(j(".Duration"), "62500000000");
+        assert_eq!(j(".Event"), "6");
+        assert_eq!(j(".Plan.Paths"), r#"["/home/me/docs"]"#);
+        assert_eq!(
+            j(".SnapshotStats"),
+            format!(
+                r#"{{"files_new":10,"files_changed":2,"files_unmodified":1222,"dirs_new":1,"dirs_changed":3,"dirs_unmodified":100,"data_blobs":12,"tree_blobs":4,"data_added":5242880,"total_files_processed":1234,"total_bytes_processed":1610612736,"total_duration":62.5,"snapshot_id":"{SNAP}"}}"#
+            )
+        );
+        let all = j(".");
+        assert!(
+            all.starts_with(r#"{"Task":"backup for plan \"docs\"","Event":6,"Repo":{"id":"nas","#),
+            "{all}"
+        );
+        assert!(
+            all.ends_with(r#""CurTime":"2024-05-01T12:00:00+02:00","Duration":62500000000,"Error":"\u003cb\u003e\"x\"\n"}"#),
+            "{all}"
+        );
+        let none = HookVars {
+            plan: None,
+            snapshot_stats: None,
+            ..sample()
+        };
+        assert_eq!(
+            render(
+                "{{ .JsonMarshal .Plan }} {{ .JsonMarshal .SnapshotStats }}",
+                &none
+            ),
+            "null null"
+        );
+    }
+}

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use super::format;
-use super::parse::{Arg, Builtin, Cmd, Expr, Node, Pipe};
+use super::parse::{Arg, Cmd, Expr, Node, Pipe};
 use super::{Fail, MAX_OUTPUT, MAX_RANGE_ITERATIONS, Schema, Value, fail};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,7 @@ impl Exec<'_> {
     fn cmd(&mut self, cmd: &Cmd, dot: &Value, piped: Option<Value>) -> Result<Value, Fail> {
         let first = &cmd.args[0];
         match &first.expr {
-            Expr::Func(b) => self.call(*b, first.off, &cmd.args[1..], piped, dot),
+            Expr::Func(b) => self.call(b, first.off, &cmd.args[1..], piped, dot),
             Expr::Chain(recv, names) => {
                 let mut args = Vec::with_capacity(cmd.args.len());
                 for a in &cmd.args[1..] {
@@ -183,7 +183,7 @@ impl Exec<'_> {
             Expr::Lit(v) => Ok(v.clone()),
             Expr::Dot => Ok(dot.clone()),
             Expr::Var(name) => Ok(self.var(name).clone()),
-            Expr::Func(b) => self.call(*b, arg.off, &[], None, dot),
+            Expr::Func(b) => self.call(b, arg.off, &[], None, dot),
             Expr::Sub(pipe) => self.cmds(pipe, dot),
             Expr::Chain(recv, names) => self.chain(recv, names, Vec::new(), dot, arg.off),
         }
@@ -221,17 +221,17 @@ impl Exec<'_> {
 
     fn call(
         &mut self,
-        b: Builtin,
+        b: &str,
         off: usize,
         args: &[Arg],
         piped: Option<Value>,
         dot: &Value,
     ) -> Result<Value, Fail> {
-        if matches!(b, Builtin::And | Builtin::Or) {
+        if matches!(b, "and" | "or") {
             let mut last = Value::Nil;
             for a in args {
                 last = self.arg(a, dot)?;
-                if last.truth() == (b == Builtin::Or) {
+                if last.truth() == (b == "or") {
                     return Ok(last);
                 }
             }
@@ -244,9 +244,9 @@ impl Exec<'_> {
         vals.extend(piped);
         let r = builtin(b, vals).map_err(|e| Fail {
             off,
-            msg: format!("error calling {}: {e}", b.name()),
+            msg: format!("error calling {b}: {e}"),
         })?;
-        checked(r, b.name(), off)
+        checked(r, b, off)
     }
 }
 
@@ -258,6 +258,9 @@ fn step<'v>(
     args: &[Value],
     off: usize,
 ) -> Result<Cow<'v, Value>, Fail> {
+    if v.field(name).is_some() && !args.is_empty() {
+        return fail(off, format!("{name} is a field, it takes no arguments"));
+    }
     if let Cow::Borrowed(b) = &v {
         let b: &'v Value = b;
         if let Some(f) = b.field(name) {
@@ -303,21 +306,19 @@ fn checked(v: Value, name: &str, off: usize) -> Result<Value, Fail> {
     }
 }
 
-fn builtin(b: Builtin, vals: Vec<Value>) -> Result<Value, String> {
+fn builtin(b: &str, vals: Vec<Value>) -> Result<Value, String> {
     let text = |vals: &[Value]| match vals {
         [Value::Str(s)] => s.clone(),
         _ => format::sprint(vals),
     };
     Ok(match b {
-        Builtin::And | Builtin::Or => Value::Nil,
-        Builtin::Not => Value::Bool(!vals[0].truth()),
-        Builtin::Len => Value::Int(match &vals[0] {
+        "not" => Value::Bool(!vals[0].truth()),
+        "len" => Value::Int(match &vals[0] {
             Value::Str(s) => s.len() as i64,
             Value::List(l) => l.len() as i64,
-            Value::Struct(s) => s.fields.len() as i64,
             v => return Err(format!("len of {}", v.kind())),
         }),
-        Builtin::Index => {
+        "index" => {
             let mut v = vals[0].clone();
             for i in &vals[1..] {
                 let Value::Int(i) = *i else {
@@ -335,16 +336,16 @@ fn builtin(b: Builtin, vals: Vec<Value>) -> Result<Value, String> {
             }
             v
         }
-        Builtin::Print => Value::Str(format::sprint(&vals)),
-        Builtin::Println => Value::Str(format::sprintln(&vals)),
-        Builtin::Printf => match &vals[0] {
+        "print" => Value::Str(format::sprint(&vals)),
+        "println" => Value::Str(format::sprintln(&vals)),
+        "printf" => match &vals[0] {
             Value::Str(f) => Value::Str(format::sprintf(f, &vals[1..])),
             v => return Err(format!("the format must be a string, not {}", v.kind())),
         },
-        Builtin::Html => Value::Str(format::html_escape(&text(&vals))),
-        Builtin::Js => Value::Str(format::js_escape(&text(&vals))),
-        Builtin::Urlquery => Value::Str(format::query_escape(&text(&vals))),
-        Builtin::Eq => {
+        "html" => Value::Str(format::html_escape(&text(&vals))),
+        "js" => Value::Str(format::js_escape(&text(&vals))),
+        "urlquery" => Value::Str(format::query_escape(&text(&vals))),
+        "eq" => {
             for other in &vals[1..] {
                 if equal(&vals[0], other)? {
                     return Ok(Value::Bool(true));
@@ -352,11 +353,12 @@ fn builtin(b: Builtin, vals: Vec<Value>) -> Result<Value, String> {
             }
             Value::Bool(false)
         }
-        Builtin::Ne => Value::Bool(!equal(&vals[0], &vals[1])?),
-        Builtin::Lt => Value::Bool(order(&vals[0], &vals[1])? == Ordering::Less),
-        Builtin::Le => Value::Bool(order(&vals[0], &vals[1])? != Ordering::Greater),
-        Builtin::Gt => Value::Bool(order(&vals[0], &vals[1])? == Ordering::Greater),
-        Builtin::Ge => Value::Bool(order(&vals[0], &vals[1])? != Ordering::Less),
+        "ne" => Value::Bool(!equal(&vals[0], &vals[1])?),
+        "lt" => Value::Bool(order(&vals[0], &vals[1])? == Ordering::Less),
+        "le" => Value::Bool(order(&vals[0], &vals[1])? != Ordering::Greater),
+        "gt" => Value::Bool(order(&vals[0], &vals[1])? == Ordering::Greater),
+        "ge" => Value::Bool(order(&vals[0], &vals[1])? != Ordering::Less),
+        _ => return Err(format!("unknown function {b}")),
     })
 }
 

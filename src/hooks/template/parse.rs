@@ -54,74 +54,36 @@ pub(super) enum Expr {
     Lit(Value),
     Dot,
     Var(String),
-    Func(Builtin),
+    /// A builtin function, by name.
+    Func(&'static str),
     /// `.A.B` on a receiver (`.`, a variable, a parenthesised pipeline).
     Chain(Box<Arg>, Vec<String>),
     Sub(Pipe),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Builtin {
-    And,
-    Or,
-    Not,
-    Len,
-    Index,
-    Print,
-    Printf,
-    Println,
-    Html,
-    Js,
-    Urlquery,
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
+const MANY: usize = usize::MAX;
 
-impl Builtin {
-    const ALL: [(&'static str, Builtin); 17] = [
-        ("and", Builtin::And),
-        ("or", Builtin::Or),
-        ("not", Builtin::Not),
-        ("len", Builtin::Len),
-        ("index", Builtin::Index),
-        ("print", Builtin::Print),
-        ("printf", Builtin::Printf),
-        ("println", Builtin::Println),
-        ("html", Builtin::Html),
-        ("js", Builtin::Js),
-        ("urlquery", Builtin::Urlquery),
-        ("eq", Builtin::Eq),
-        ("ne", Builtin::Ne),
-        ("lt", Builtin::Lt),
-        ("le", Builtin::Le),
-        ("gt", Builtin::Gt),
-        ("ge", Builtin::Ge),
-    ];
-
-    pub(super) fn name(self) -> &'static str {
-        Builtin::ALL
-            .iter()
-            .find(|(_, b)| *b == self)
-            .map_or("?", |(n, _)| n)
-    }
-
-    /// The least and most arguments it takes.
-    fn arity(self) -> (usize, usize) {
-        match self {
-            Builtin::Not | Builtin::Len => (1, 1),
-            Builtin::And | Builtin::Or | Builtin::Index | Builtin::Printf => (1, usize::MAX),
-            Builtin::Eq => (2, usize::MAX),
-            Builtin::Ne | Builtin::Lt | Builtin::Le | Builtin::Gt | Builtin::Ge => (2, 2),
-            Builtin::Print | Builtin::Println | Builtin::Html | Builtin::Js | Builtin::Urlquery => {
-                (0, usize::MAX)
-            }
-        }
-    }
-}
+/// Go's builtin functions that templates may call, with the least and most arguments
+/// each takes.
+const BUILTINS: [(&str, usize, usize); 17] = [
+    ("and", 1, MANY),
+    ("or", 1, MANY),
+    ("not", 1, 1),
+    ("len", 1, 1),
+    ("index", 1, MANY),
+    ("print", 0, MANY),
+    ("printf", 1, MANY),
+    ("println", 0, MANY),
+    ("html", 0, MANY),
+    ("js", 0, MANY),
+    ("urlquery", 0, MANY),
+    ("eq", 2, MANY),
+    ("ne", 2, 2),
+    ("lt", 2, 2),
+    ("le", 2, 2),
+    ("gt", 2, 2),
+    ("ge", 2, 2),
+];
 
 const UNSUPPORTED: [&str; 3] = ["define", "template", "block"];
 
@@ -488,8 +450,8 @@ impl Parser<'_> {
             Tok::Float(f) => Expr::Lit(Value::Float(f)),
             Tok::Bool(b) => Expr::Lit(Value::Bool(b)),
             Tok::Nil => Expr::Lit(Value::Nil),
-            Tok::Ident(name) => match Builtin::ALL.iter().find(|(n, _)| *n == name) {
-                Some((_, b)) => Expr::Func(*b),
+            Tok::Ident(name) => match BUILTINS.iter().find(|(n, ..)| *n == name) {
+                Some((b, ..)) => Expr::Func(b),
                 None if is_keyword(&name) => {
                     return fail(off, format!("unexpected {name:?} in command"));
                 }
@@ -554,7 +516,7 @@ impl Parser<'_> {
             types.push(self.check_arg(a, dot, 0)?);
         }
         match &first.expr {
-            Expr::Func(b) => self.check_func(*b, first.off, nargs, &types),
+            Expr::Func(b) => self.check_func(b, first.off, nargs, &types),
             Expr::Chain(..) => self.check_arg(first, dot, nargs),
             Expr::Lit(Value::Nil) => fail(first.off, "nil is not a command"),
             _ if nargs > 0 => fail(first.off, "can't give arguments to a non-function"),
@@ -562,34 +524,27 @@ impl Parser<'_> {
         }
     }
 
-    fn check_func(
-        &self,
-        b: Builtin,
-        off: usize,
-        nargs: usize,
-        types: &[Type],
-    ) -> Result<Type, Fail> {
-        let (min, max) = b.arity();
+    fn check_func(&self, b: &str, off: usize, nargs: usize, types: &[Type]) -> Result<Type, Fail> {
+        let (min, max) = BUILTINS
+            .iter()
+            .find(|(n, ..)| *n == b)
+            .map_or((0, MANY), |(_, min, max)| (*min, *max));
         if nargs < min || nargs > max {
             let want = match (min, max) {
                 (a, b) if a == b => a.to_string(),
-                (a, usize::MAX) => format!("at least {a}"),
+                (a, MANY) => format!("at least {a}"),
                 (a, b) => format!("{a} to {b}"),
             };
             return fail(
                 off,
-                format!(
-                    "wrong number of arguments for {}: want {want}, got {nargs}",
-                    b.name()
-                ),
+                format!("wrong number of arguments for {b}: want {want}, got {nargs}"),
             );
         }
         Ok(match b {
-            Builtin::Len => Type::Int,
-            Builtin::Not | Builtin::Eq | Builtin::Ne => Type::Bool,
-            Builtin::Lt | Builtin::Le | Builtin::Gt | Builtin::Ge => Type::Bool,
-            Builtin::And | Builtin::Or => Type::Any,
-            Builtin::Index => match types {
+            "len" => Type::Int,
+            "not" | "eq" | "ne" | "lt" | "le" | "gt" | "ge" => Type::Bool,
+            "and" | "or" => Type::Any,
+            "index" => match types {
                 [Type::List(t), _] => (**t).clone(),
                 _ => Type::Any,
             },
@@ -615,17 +570,14 @@ impl Parser<'_> {
                 Value::Str(_) => Type::Str,
                 _ => Type::Any,
             },
-            Expr::Func(b) => self.check_func(*b, arg.off, 0, &[])?,
+            Expr::Func(b) => self.check_func(b, arg.off, 0, &[])?,
             Expr::Sub(pipe) => self.check_pipe(pipe, dot)?,
             Expr::Chain(recv, names) => {
                 let mut shown = match &recv.expr {
                     Expr::Dot => String::new(),
                     Expr::Var(v) => v.clone(),
                     Expr::Func(b) => {
-                        return fail(
-                            arg.off,
-                            format!("{} is a function, it has no fields", b.name()),
-                        );
+                        return fail(arg.off, format!("{b} is a function, it has no fields"));
                     }
                     _ => "(...)".to_string(),
                 };

@@ -327,10 +327,7 @@ fn pipelines_and_parentheses() {
 
 #[test]
 fn builtin_functions() {
-    assert_eq!(
-        render("{{ len .Items }} {{ len \"héllo\" }} {{ len .Sub }}"),
-        "3 6 2"
-    );
+    assert_eq!(render("{{ len .Items }} {{ len \"héllo\" }}"), "3 6");
     assert_eq!(render("{{ index .Items 1 }} {{ index \"abc\" 1 }}"), "b 98");
     assert_eq!(render("{{ not .Ok }} {{ not 0 }}"), "false true");
     assert_eq!(
@@ -660,6 +657,15 @@ fn runtime_errors_name_the_place() {
     assert_eq!(
         render_err("{{ len nil }}"),
         "line 1, column 4: error calling len: len of nil"
+    );
+    assert_eq!(
+        render_err("{{ len .Sub }}"),
+        "line 1, column 4: error calling len: len of a struct"
+    );
+    // A value of type Any is only known when the template runs.
+    assert_eq!(
+        render_err("{{ .Anything.Id 1 }}"),
+        "line 1, column 4: Id is a field, it takes no arguments"
     );
 }
 

@@ -13,6 +13,7 @@ use crate::api::auth::Authenticator;
 use crate::config::store::{ConfigStore, ReloadOutcome};
 use crate::config::watch::ConfigWatcher;
 use crate::config::{self, Config, ConfigError};
+use crate::hooks;
 use crate::logs::Logs;
 use crate::oplog::OpLog;
 use crate::orchestrator::Orchestrator;
@@ -93,7 +94,9 @@ impl App {
                 "authentication is disabled in the config: anyone who can reach the server can use it"
             );
         }
-        let store = Arc::new(ConfigStore::new(settings.config_path.clone(), config));
+        let store = Arc::new(
+            ConfigStore::new(settings.config_path.clone(), config).with_check(hooks::check_config),
+        );
         let orchestrator = Orchestrator::start(
             Arc::clone(&store),
             Arc::clone(&oplog),
@@ -184,11 +187,24 @@ pub fn load_or_create_config(path: &Path, data_dir: &Path) -> Result<Config, Sta
     if !path.exists() {
         write_starter_config(path, data_dir)?;
     }
-    let (config, warnings) = config::load(path).map_err(StartError::Config)?;
+    let (config, warnings) = load_config(path).map_err(StartError::Config)?;
     for w in warnings {
         warn!("{}: {w}", path.display());
     }
     Ok(config)
+}
+
+/// Reads and validates a config file, hooks' templates included; returns its warnings.
+pub fn load_config(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+    let (config, warnings) = config::load(path)?;
+    let errors = hooks::check_config(&config);
+    if !errors.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: Some(path.to_path_buf()),
+            errors,
+        });
+    }
+    Ok((config, warnings))
 }
 
 fn write_starter_config(path: &Path, data_dir: &Path) -> Result<(), StartError> {

@@ -11,7 +11,7 @@ use footrest::api::{Api, auth};
 use footrest::app::{self, App, StartError};
 use footrest::logging::{self, Level};
 use footrest::settings::{self, Command, Settings};
-use footrest::{config, error, info, warn};
+use footrest::{error, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -80,7 +80,7 @@ fn hash_password() -> ExitCode {
 }
 
 fn check_config(settings: &Settings) -> ExitCode {
-    match config::load(&settings.config_path) {
+    match app::load_config(&settings.config_path) {
         Ok((_, warnings)) => {
             for w in warnings {
                 eprintln!("footrest: warning: {}: {w}", settings.config_path.display());

@@ -21,6 +21,9 @@ pub struct ConfigStore {
     current: RwLock<Arc<Config>>,
     /// Serialises writers of the file and of the config in force.
     writing: Mutex<()>,
+    /// Checks made beyond the config's own validation (the hooks' templates), run on
+    /// every reload: their errors refuse the new file like validation errors do.
+    extra_check: fn(&Config) -> Vec<String>,
 }
 
 /// What [`ConfigStore::reload`] did.
@@ -50,7 +53,14 @@ impl ConfigStore {
             path,
             current: RwLock::new(Arc::new(config)),
             writing: Mutex::new(()),
+            extra_check: |_| Vec::new(),
         }
+    }
+
+    /// Adds checks that every reloaded config must also pass.
+    pub fn with_check(mut self, check: fn(&Config) -> Vec<String>) -> ConfigStore {
+        self.extra_check = check;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -88,6 +98,13 @@ impl ConfigStore {
     pub fn reload(&self) -> Result<ReloadOutcome, ConfigError> {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let (mut next, warnings) = super::load(&self.path)?;
+        let errors = (self.extra_check)(&next);
+        if !errors.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: Some(self.path.clone()),
+                errors,
+            });
+        }
         let old = self.get();
         for repo in next.repos.iter_mut().filter(|r| r.guid.is_empty()) {
             if let Some(known) = old.repo(&repo.id)

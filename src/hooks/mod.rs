@@ -90,13 +90,22 @@ mod tests {
         let errors = check_config(&c);
         assert_eq!(errors.len(), 3, "{errors:#?}");
         assert!(
-            errors[0].starts_with(r#"plans[0] "docs": hooks[0] actionCommand.command: line 1, column "#),
+            errors[0]
+                .starts_with(r#"plans[0] "docs": hooks[0] actionCommand.command: line 1, column "#),
             "{}",
             errors[0]
         );
         assert!(errors[0].contains(".Plan.Idd"), "{}", errors[0]);
-        assert!(errors[1].starts_with(r#"plans[0] "docs": hooks[1] actionWebhook.template: line 1"#), "{}", errors[1]);
-        assert!(errors[2].starts_with(r#"plans[0] "docs": hooks[2] actionShoutrrr.shoutrrrUrl: "#), "{}", errors[2]);
+        assert!(
+            errors[1].starts_with(r#"plans[0] "docs": hooks[1] actionWebhook.template: line 1"#),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].starts_with(r#"plans[0] "docs": hooks[2] actionShoutrrr.shoutrrrUrl: "#),
+            "{}",
+            errors[2]
+        );
         assert!(errors[2].contains("pigeon"), "{}", errors[2]);
     }
 }

@@ -16,9 +16,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{self, Config};
+use crate::config::{self, Condition, Config};
+use crate::hooks::{self, actions::Timeouts, run::Verdict};
 use crate::logs::LogWriter;
-use crate::proto::{Operation, OperationStatus};
+use crate::proto::{BackupProgressEntry, Op, Operation, OperationStatus};
 use crate::restic::{self, Restic, ResticError, StopHandle};
 
 use super::{Shared, StopReason, TaskKind};
@@ -44,6 +45,8 @@ pub struct Ended {
 #[derive(Debug)]
 pub enum TaskError {
     Restic(ResticError),
+    /// A hook with ON_ERROR_CANCEL failed: the operation ends USER_CANCELLED.
+    CancelledByHook(String),
     /// Anything else, said in full.
     Other(String),
 }
@@ -58,7 +61,7 @@ impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TaskError::Restic(e) => write!(f, "{e}"),
-            TaskError::Other(m) => f.write_str(m),
+            TaskError::CancelledByHook(m) | TaskError::Other(m) => f.write_str(m),
         }
     }
 }
@@ -206,7 +209,10 @@ fn run_repo_task(
             "repo {:?} was removed from the config before this operation started",
             op.repo_id
         );
-        return end(shared, op, log, Err(TaskError::Other(message)));
+        op.status = OperationStatus::Error;
+        op.display_message = message;
+        op.unix_time_end_ms = shared.clock.now_ms();
+        return end(shared, op, log, None);
     };
     let mut ctx = Ctx {
         shared,
@@ -217,32 +223,148 @@ fn run_repo_task(
         log,
         stop,
     };
-    let result = match ensure_guid(shared, repo, stop, &mut ctx.log) {
-        Ok(guid) => {
-            ctx.op.repo_guid = guid;
-            unlock_if_needed(shared, repo, stop, &mut ctx.log);
-            body(&mut ctx)
-        }
-        Err(e) => Err(TaskError::Other(e)),
+    let start_hooks = match start_condition(&ctx.op.op) {
+        Some(c) => fire_hooks(&ctx, &[c], ""),
+        None => Verdict::Continue,
+    };
+    let result = match start_hooks {
+        Verdict::Cancel(m) => Err(TaskError::CancelledByHook(m)),
+        Verdict::Fatal(m) => Err(TaskError::Other(m)),
+        Verdict::Continue => match ensure_guid(shared, repo, stop, &mut ctx.log) {
+            Ok(guid) => {
+                ctx.op.repo_guid = guid;
+                unlock_if_needed(shared, repo, stop, &mut ctx.log);
+                body(&mut ctx)
+            }
+            Err(e) => Err(TaskError::Other(e)),
+        },
     };
     if matches!(result, Err(TaskError::Restic(ResticError::Stopped))) {
         unlock_after_stop(shared, repo, &mut ctx.log);
     }
-    end(shared, ctx.op, ctx.log, result)
+    let follow_up = settle(&mut ctx.op, result, shared);
+    end_hooks(&mut ctx);
+    end(shared, ctx.op, ctx.log, follow_up)
 }
 
-fn end(
-    shared: &Shared,
-    mut op: Operation,
-    mut log: LogWriter,
+/// The condition that fires when an operation of this kind starts.
+fn start_condition(op: &Op) -> Option<Condition> {
+    match op {
+        Op::Backup(_) => Some(Condition::SnapshotStart),
+        Op::Prune(_) => Some(Condition::PruneStart),
+        Op::Check(_) => Some(Condition::CheckStart),
+        Op::Forget(_) => Some(Condition::ForgetStart),
+        _ => None,
+    }
+}
+
+/// The conditions that fire when an operation has ended, in firing order: its outcome,
+/// then (for backups) the end. Cancelled operations fire no error conditions.
+fn end_conditions(op: &Operation) -> Vec<Vec<Condition>> {
+    use Condition as C;
+    use OperationStatus as S;
+    let outcome = match (&op.op, op.status) {
+        (Op::Backup(_), S::Success) => vec![C::SnapshotSuccess],
+        (Op::Backup(_), S::Warning) => vec![C::SnapshotWarning],
+        (Op::Backup(_), S::Error) => vec![C::SnapshotError, C::AnyError],
+        (Op::Prune(_), S::Success) => vec![C::PruneSuccess],
+        (Op::Prune(_), S::Error) => vec![C::PruneError, C::AnyError],
+        (Op::Check(_), S::Success) => vec![C::CheckSuccess],
+        (Op::Check(_), S::Error) => vec![C::CheckError, C::AnyError],
+        (Op::Forget(_), S::Success) => vec![C::ForgetSuccess],
+        (Op::Forget(_), S::Error) => vec![C::ForgetError, C::AnyError],
+        (_, S::Error) => vec![C::AnyError],
+        _ => vec![],
+    };
+    let mut out = vec![outcome];
+    if matches!(op.op, Op::Backup(_)) {
+        out.push(vec![C::SnapshotEnd]);
+    }
+    out.retain(|c| !c.is_empty());
+    out
+}
+
+/// Fires the hooks of the operation's repo and plan for these conditions.
+fn fire_hooks(ctx: &Ctx, conditions: &[Condition], error: &str) -> Verdict {
+    let shared = ctx.shared;
+    let op = &ctx.op;
+    let plan = ctx.config.plan(&op.plan_id);
+    let what = kind_name(op);
+    let task = match plan {
+        Some(p) => format!("{what} for plan {:?}", p.id),
+        None => format!("{what} of repo {:?}", ctx.repo.id),
+    };
+    let snapshot_stats = match &op.op {
+        Op::Backup(b) => match &b.last_status {
+            Some(BackupProgressEntry::Summary(s)) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let end = if op.unix_time_end_ms > 0 {
+        op.unix_time_end_ms
+    } else {
+        shared.clock.now_ms()
+    };
+    let duration = Duration::from_millis((end - op.unix_time_start_ms).max(0) as u64);
+    let now = || shared.clock.now_ms();
+    let wait =
+        |d: Duration| sleep_unless_stopped(ctx.stop, shared.clock.real_wait(d.as_millis() as i64));
+    let env = hooks::run::Env {
+        oplog: &shared.oplog,
+        logs: &shared.logs,
+        now_ms: &now,
+        wait: &wait,
+        stop: ctx.stop,
+        tz: &shared.tz,
+        timeouts: Timeouts::default(),
+    };
+    let event = hooks::run::Event {
+        conditions,
+        parent: op,
+        repo: ctx.repo,
+        plan,
+        task,
+        error: error.to_string(),
+        duration,
+        snapshot_stats,
+    };
+    hooks::run::fire(&env, &event)
+}
+
+/// Fires the end hooks; a hook that fails with CANCEL or FATAL changes the status.
+fn end_hooks(ctx: &mut Ctx) {
+    for conditions in end_conditions(&ctx.op) {
+        let error = if ctx.op.status == OperationStatus::Error {
+            ctx.op.display_message.clone()
+        } else {
+            String::new()
+        };
+        match fire_hooks(ctx, &conditions, &error) {
+            Verdict::Continue => {}
+            Verdict::Cancel(m) => {
+                ctx.op.status = OperationStatus::UserCancelled;
+                ctx.op.display_message = m;
+                return;
+            }
+            Verdict::Fatal(m) => {
+                ctx.op.status = OperationStatus::Error;
+                ctx.op.display_message = m;
+                return;
+            }
+        }
+    }
+}
+
+/// Decides the end status from the task's result.
+fn settle(
+    op: &mut Operation,
     result: Result<Option<FollowUp>, TaskError>,
-) -> Ended {
-    let what = op
-        .op
-        .member_name()
-        .trim_start_matches("operation")
-        .to_lowercase();
-    let follow_up = match result {
+    shared: &Shared,
+) -> Option<FollowUp> {
+    let what = kind_name(op);
+    op.unix_time_end_ms = shared.clock.now_ms();
+    match result {
         Ok(follow_up) => {
             if !matches!(op.status, OperationStatus::Warning) {
                 op.status = OperationStatus::Success;
@@ -264,19 +386,44 @@ fn end(
             op.display_message = message;
             None
         }
+        Err(TaskError::CancelledByHook(m)) => {
+            op.status = OperationStatus::UserCancelled;
+            op.display_message = m;
+            None
+        }
         Err(e) => {
             op.status = OperationStatus::Error;
             op.display_message = e.to_string();
             None
         }
-    };
+    }
+}
+
+/// `backup`, `prune`, ...: the kind of an operation, for messages.
+fn kind_name(op: &Operation) -> String {
+    op.op
+        .member_name()
+        .trim_start_matches("operation")
+        .to_lowercase()
+}
+
+/// Writes the final state (the log closed first) and says so in footrest's log.
+fn end(
+    shared: &Shared,
+    mut op: Operation,
+    mut log: LogWriter,
+    follow_up: Option<FollowUp>,
+) -> Ended {
+    let what = kind_name(&op);
     if !op.display_message.is_empty() {
         log.line(&format!("[footrest: {}]", op.display_message));
     }
     if let Err(e) = log.finish() {
         warn!("the log of operation {} is incomplete: {e}", op.id);
     }
-    op.unix_time_end_ms = shared.clock.now_ms();
+    if op.unix_time_end_ms == 0 {
+        op.unix_time_end_ms = shared.clock.now_ms();
+    }
     shared.finish_op(&mut op);
     match op.status {
         OperationStatus::Error => warn!(

@@ -469,3 +469,45 @@ fn a_retrying_hook_is_run_again_and_the_backup_waits_for_it() {
     );
     app.orchestrator.shutdown();
 }
+
+#[test]
+fn an_unchanged_backup_with_skip_if_unchanged_fires_snapshot_skipped() {
+    let sandbox = Sandbox::new();
+    let src = sandbox.source("src", 2);
+    let rx = Receiver::start(200);
+    let b = &rx.base;
+    sandbox.write_config(&sandbox.config(
+        json!([{"id": "docs", "repo": "local", "paths": [src], "skipIfUnchanged": true, "hooks": [
+            {"conditions": ["CONDITION_SNAPSHOT_SKIPPED"], "actionWebhook": {"webhookUrl": format!("{b}/skipped"), "template": "{{ .EventName .Event }}"}},
+            {"conditions": ["CONDITION_SNAPSHOT_SUCCESS"], "actionWebhook": {"webhookUrl": format!("{b}/success"), "template": "x"}}
+        ]}]),
+        auth_off(),
+    ));
+    let fr = Footrest::start(&sandbox);
+    assert_eq!(fr.rpc("Backup", &json!({"value": "docs"})).status, 200);
+    assert_eq!(fr.rpc("Backup", &json!({"value": "docs"})).status, 200);
+    let seen = rx.wait_for(2);
+    let urls: Vec<&str> = seen.iter().map(|s| s.url.as_str()).collect();
+    assert_eq!(urls, ["/success", "/skipped"]);
+    assert_eq!(seen[1].body, "snapshot skipped");
+    let out = sandbox.restic(&["snapshots", "--json"]);
+    let snaps: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "the unchanged snapshot was not kept"
+    );
+    let backups: Vec<Value> = fr
+        .operations(json!({"planId": "docs"}))
+        .into_iter()
+        .filter(|o| o.get("operationBackup").is_some())
+        .collect();
+    assert_eq!(backups[1]["status"], "STATUS_SUCCESS");
+    assert!(backups[1].get("snapshotId").is_none());
+    assert!(
+        backups[1]["displayMessage"]
+            .as_str()
+            .unwrap()
+            .contains("skipIfUnchanged")
+    );
+}

@@ -13,8 +13,8 @@ use crate::proto::{
     Operation, OperationIndexSnapshot, OperationStatus, ResticSnapshot, SnapshotSummary,
 };
 use crate::restic::{
-    BackupEvent, BackupOutcome, BackupRequest, ResticError, Snapshot, SnapshotFilter, StopHandle,
-    layout,
+    BackupEvent, BackupOutcome, BackupRequest, ForgetRequest, ResticError, Snapshot,
+    SnapshotFilter, StopHandle, layout,
 };
 
 use super::{Ctx, FollowUp, TaskError, forget};
@@ -31,10 +31,30 @@ pub fn run(ctx: &mut Ctx, plan_id: &str) -> Result<Option<FollowUp>, TaskError> 
         )));
     };
     let (outcome, snapshot) = backup(ctx, plan)?;
+    let unchanged = outcome
+        .summary
+        .as_ref()
+        .is_some_and(|s| s.files_new + s.files_changed + s.dirs_new + s.dirs_changed == 0);
     record_success(&mut ctx.op, outcome, snapshot.as_ref().map(|s| s.id()));
     let Some(snapshot) = snapshot else {
         return Ok(None);
     };
+    if plan.skip_if_unchanged && unchanged && ctx.op.status == OperationStatus::Success {
+        // restic 0.14 has no --skip-if-unchanged: the snapshot it wrote is removed again.
+        let req = ForgetRequest {
+            ids: vec![snapshot.id().to_string()],
+            ..Default::default()
+        };
+        ctx.with_lock_retry(|ctx| {
+            let (restic, log) = (&ctx.shared.restic, &mut ctx.log);
+            restic.forget(&ctx.target, &req, ctx.stop, log)
+        })?;
+        ctx.op.snapshot_id.clear();
+        ctx.op.display_message =
+            "nothing changed since the last snapshot; no snapshot kept (skipIfUnchanged)".into();
+        ctx.skipped = true;
+        return Ok(None);
+    }
     let shared = Arc::clone(ctx.shared);
     let backup = ctx.op.clone();
     let target = ctx.target.clone();

@@ -76,6 +76,9 @@ pub struct Ctx<'a> {
     pub op: Operation,
     pub log: LogWriter,
     pub stop: &'a StopHandle,
+    /// A backup that changed nothing and whose snapshot was removed (skipIfUnchanged):
+    /// SNAPSHOT_SKIPPED fires instead of SNAPSHOT_SUCCESS.
+    pub skipped: bool,
 }
 
 impl Ctx<'_> {
@@ -222,6 +225,7 @@ fn run_repo_task(
         op,
         log,
         stop,
+        skipped: false,
     };
     let start_hooks = match start_condition(&ctx.op.op) {
         Some(c) => fire_hooks(&ctx, &[c], ""),
@@ -260,10 +264,11 @@ fn start_condition(op: &Op) -> Option<Condition> {
 
 /// The conditions that fire when an operation has ended, in firing order: its outcome,
 /// then (for backups) the end. Cancelled operations fire no error conditions.
-fn end_conditions(op: &Operation) -> Vec<Vec<Condition>> {
+fn end_conditions(op: &Operation, skipped: bool) -> Vec<Vec<Condition>> {
     use Condition as C;
     use OperationStatus as S;
     let outcome = match (&op.op, op.status) {
+        (Op::Backup(_), S::Success) if skipped => vec![C::SnapshotSkipped],
         (Op::Backup(_), S::Success) => vec![C::SnapshotSuccess],
         (Op::Backup(_), S::Warning) => vec![C::SnapshotWarning],
         (Op::Backup(_), S::Error) => vec![C::SnapshotError, C::AnyError],
@@ -334,7 +339,7 @@ fn fire_hooks(ctx: &Ctx, conditions: &[Condition], error: &str) -> Verdict {
 
 /// Fires the end hooks; a hook that fails with CANCEL or FATAL changes the status.
 fn end_hooks(ctx: &mut Ctx) {
-    for conditions in end_conditions(&ctx.op) {
+    for conditions in end_conditions(&ctx.op, ctx.skipped) {
         let error = if ctx.op.status == OperationStatus::Error {
             ctx.op.display_message.clone()
         } else {

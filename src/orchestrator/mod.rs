@@ -436,6 +436,14 @@ impl Orchestrator {
         self.shared.replan();
     }
 
+    /// Plans every schedule once on the calling thread (as the scheduler thread does on
+    /// each tick) and returns how many tasks are scheduled. For benchmarks and drills;
+    /// the scheduler thread goes on as before.
+    pub fn replan_now(&self) -> usize {
+        self.shared.plan_and_queue();
+        self.shared.scheduled_count()
+    }
+
     /// Operations waiting in the worker's queue.
     pub fn queue_depth(&self) -> usize {
         lock(&self.shared.queue).len()

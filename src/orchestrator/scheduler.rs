@@ -303,6 +303,11 @@ impl Shared {
         next_wake
     }
 
+    /// Scheduled tasks that have a pending (or queued) run.
+    pub(super) fn scheduled_count(&self) -> usize {
+        lock(&self.sched).slots.len()
+    }
+
     fn new_pending(&self, leftovers: &mut Vec<Operation>, task: &Planned, at: i64) -> Option<i64> {
         let member = task.key.op().member_name();
         let adopt = leftovers.iter().position(|op| {

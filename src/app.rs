@@ -146,8 +146,10 @@ pub fn spawn_config_watcher(app: &Arc<App>) {
             let stopping = || app.orchestrator.shared().stopping();
             match ConfigWatcher::new(app.config.path()) {
                 Ok(watcher) => {
+                    // A long wait: this thread is not joined at shutdown, so it need not
+                    // look at the stop flag often, and an idle footrest stays asleep.
                     while !stopping() {
-                        match watcher.wait(Duration::from_secs(1)) {
+                        match watcher.wait(Duration::from_secs(60)) {
                             Ok(true) => app.reload_config(),
                             Ok(false) => {}
                             Err(e) => {
@@ -160,17 +162,12 @@ pub fn spawn_config_watcher(app: &Arc<App>) {
                 Err(e) => {
                     info!("cannot watch the config file with inotify ({e}); looking at it once a minute");
                     let mut stamp = app.config.file_stamp();
-                    let mut waited = Duration::ZERO;
                     while !stopping() {
-                        std::thread::sleep(Duration::from_secs(1));
-                        waited += Duration::from_secs(1);
-                        if waited >= Duration::from_secs(60) {
-                            waited = Duration::ZERO;
-                            let now = app.config.file_stamp();
-                            if now != stamp {
-                                stamp = now;
-                                app.reload_config();
-                            }
+                        std::thread::sleep(Duration::from_secs(60));
+                        let now = app.config.file_stamp();
+                        if now != stamp {
+                            stamp = now;
+                            app.reload_config();
                         }
                     }
                 }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ impl fmt::Display for StartError {
 
 pub struct App {
     pub config: Arc<ConfigStore>,
+    /// The data dir in use (operation log, logs, restic's fallback cache).
+    pub data_dir: PathBuf,
     pub oplog: Arc<OpLog>,
     pub logs: Logs,
     pub auth: Authenticator,
@@ -107,6 +109,7 @@ impl App {
         .map_err(|e| StartError::Other(e.to_string()))?;
         Ok(App {
             config: store,
+            data_dir: settings.data_dir.clone(),
             oplog,
             logs,
             auth,

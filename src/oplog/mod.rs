@@ -1,6 +1,7 @@
 //! The operation history in SQLite: schema and migrations, id/modno/flow assignment,
 //! selector queries (including the GetOperations fast path that hands out stored JSON),
-//! the look-ups the scheduler needs, the start-up repair of interrupted operations,
+//! the look-ups the scheduler needs, the facts of recent backups for summaries
+//! (`backups`), the start-up repair of interrupted operations,
 //! history clearing and upkeep (`history`), and change events for subscribers.
 //! It knows nothing about restic, HTTP or scheduling: callers hand it finished
 //! [`Operation`] values and it stores, finds and announces them.
@@ -9,6 +10,7 @@
 //! and a small pool of read connections. The database runs in WAL mode, so a reader
 //! never waits for the writer, however long its transaction.
 
+mod backups;
 mod error;
 mod history;
 mod schema;
@@ -22,6 +24,7 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
+pub use backups::BackupFacts;
 pub use error::OpLogError;
 pub use history::{FORGOTTEN_SNAPSHOT_MAX_AGE_DAYS, HistoryLimits, HistoryRule};
 

@@ -146,6 +146,11 @@ pub enum TaskKind {
     Unlock {
         repo_id: String,
     },
+    /// A restic command a user typed (RunCommand), already checked.
+    RunCommand {
+        repo_id: String,
+        command: tasks::run_command::ResticCommand,
+    },
 }
 
 /// The repo tasks a client can ask for (DoRepoTask).
@@ -345,7 +350,7 @@ impl Orchestrator {
                 Op::Forget(OperationForget::default()),
             ),
         };
-        self.queue_interactive(kind, op, SYSTEM_PLAN)
+        self.queue_interactive(kind, op, SYSTEM_PLAN, None)
     }
 
     /// Queues a forget of one snapshot, or of a plan's snapshots by its retention
@@ -365,7 +370,28 @@ impl Orchestrator {
             plan_id: Some(plan_id.to_string()),
             snapshot_id: snapshot_id.map(str::to_string),
         };
-        self.queue_interactive(kind, Op::Forget(OperationForget::default()), plan_id)
+        self.queue_interactive(kind, Op::Forget(OperationForget::default()), plan_id, None)
+    }
+
+    /// Queues a restic command a user typed on a repo (plan `_system_`) at interactive
+    /// priority. Returns its operation id and a completion to wait on: it ends when the
+    /// command has ended, whatever its exit status (the operation says how it went).
+    pub fn queue_run_command(
+        &self,
+        repo_id: &str,
+        command: tasks::run_command::ResticCommand,
+    ) -> Result<(i64, Arc<Completion>), OrchestratorError> {
+        let op = Op::RunCommand(OperationRunCommand {
+            command: command.text().to_string(),
+            ..Default::default()
+        });
+        let kind = TaskKind::RunCommand {
+            repo_id: repo_id.to_string(),
+            command,
+        };
+        let done = Arc::new(Completion::default());
+        let id = self.queue_interactive(kind, op, SYSTEM_PLAN, Some(Arc::clone(&done)))?;
+        Ok((id, done))
     }
 
     fn queue_interactive(
@@ -373,6 +399,7 @@ impl Orchestrator {
         kind: TaskKind,
         op: Op,
         plan_id: &str,
+        done: Option<Arc<Completion>>,
     ) -> Result<i64, OrchestratorError> {
         let config = self.shared.config.get();
         let repo_id = kind.repo_id(&config).unwrap_or_default();
@@ -386,7 +413,7 @@ impl Orchestrator {
         op.instance_id = config.instance.clone();
         op.status = OperationStatus::Pending;
         op.unix_time_start_ms = self.shared.clock.now_ms();
-        self.shared.add_and_queue(&mut op, kind, None)?;
+        self.shared.add_and_queue(&mut op, kind, done)?;
         Ok(op.id)
     }
 
@@ -744,7 +771,8 @@ impl TaskKind {
             | TaskKind::Check { repo_id }
             | TaskKind::Stats { repo_id }
             | TaskKind::Index { repo_id }
-            | TaskKind::Unlock { repo_id } => Some(repo_id.clone()),
+            | TaskKind::Unlock { repo_id }
+            | TaskKind::RunCommand { repo_id, .. } => Some(repo_id.clone()),
         }
     }
 }

@@ -402,6 +402,45 @@ impl Restic {
         })
     }
 
+    /// Runs `restic <repo flags> <args>` against the repository, with its environment
+    /// and password like every other command: a command a user typed (RunCommand). The
+    /// caller decides which arguments are acceptable; nothing here looks at them. Every
+    /// line of output, stdout and stderr alike, goes to `on_line` as it is read
+    /// (redacted; a stdout line longer than `max_line` bytes is cut there).
+    ///
+    /// Returns restic's exit code, whatever it is: what a non-zero code means is the
+    /// caller's to say, with the output it has seen. A stop through `stop` gives
+    /// [`ResticError::Stopped`] (unless restic had already exited 0); a death by a
+    /// signal footrest did not send gives [`ResticError::Failed`] without a code.
+    pub fn run_args(
+        &self,
+        repo: &Repo,
+        args: &[String],
+        max_line: usize,
+        stop: &StopHandle,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<i32, ResticError> {
+        let spec = self.spec(Some(repo), args.iter().map(OsString::from).collect())?;
+        let fin = process::run(
+            &spec,
+            stop,
+            &RunOptions {
+                stdout_line_cap: max_line,
+                timeout: None,
+            },
+            &mut |_, line| on_line(line),
+        )?;
+        match fin.code() {
+            Some(0) => Ok(0),
+            _ if fin.stop_requested => Err(ResticError::Stopped),
+            Some(code) => Ok(code),
+            None => Err(ResticError::Failed {
+                exit_code: None,
+                message: format!("restic was ended by a signal ({})", fin.status),
+            }),
+        }
+    }
+
     /// Runs a command whose stdout is one JSON document and returns that stdout.
     fn run_document(
         &self,

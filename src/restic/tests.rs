@@ -627,6 +627,47 @@ fn a_stopped_handle_runs_nothing() {
     assert!(err.is_stopped());
 }
 
+#[test]
+fn run_args_passes_every_line_and_the_exit_code() {
+    let (_dir, repo) = fresh_repo();
+    let mut lines = Vec::new();
+    let code = restic()
+        .run_args(
+            &repo,
+            &["snapshots".into(), "--json".into()],
+            LINE_CAP,
+            &StopHandle::new(),
+            &mut |l| lines.push(l.to_string()),
+        )
+        .unwrap();
+    assert_eq!((code, lines), (0, vec!["[]".to_string()]));
+
+    // A failure is an exit code with restic's words among the lines, not an error.
+    let mut lines = Vec::new();
+    let code = restic()
+        .run_args(
+            &repo,
+            &["cat".into(), "blob".into(), "0".repeat(64)],
+            LINE_CAP,
+            &StopHandle::new(),
+            &mut |l| lines.push(l.to_string()),
+        )
+        .unwrap();
+    assert_eq!(code, 1);
+    assert!(
+        lines.iter().any(|l| l.contains("blob not found")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains(PASSWORD)));
+
+    let stop = StopHandle::new();
+    stop.stop(Duration::ZERO);
+    let err = restic()
+        .run_args(&repo, &["snapshots".into()], LINE_CAP, &stop, &mut |_| {})
+        .unwrap_err();
+    assert!(err.is_stopped());
+}
+
 const PDEATH_ENV: &str = "FOOTREST_TEST_PDEATH_REPO";
 const PDEATH_READY: &str = "footrest-test: backup running";
 

@@ -3,7 +3,9 @@
 //! HTTP.
 
 mod backup;
+mod command;
 mod config;
+mod dashboard;
 mod operations;
 mod repo;
 
@@ -25,6 +27,8 @@ pub fn find(service: Service, method: &str) -> Option<Unary> {
         (Service::Backrest, "Forget") => Some(repo::forget),
         (Service::Backrest, "ListSnapshots") => Some(repo::list_snapshots),
         (Service::Backrest, "GetConfig") => Some(config::get_config),
+        (Service::Backrest, "GetSummaryDashboard") => Some(dashboard::get_summary_dashboard),
+        (Service::Backrest, "RunCommand") => Some(command::run_command),
         _ => None,
     }
 }

@@ -1,4 +1,5 @@
-//! The work the worker does, one file per kind of task, and what they share: the
+//! The work the worker does, one file per kind of task (a restic command a user typed
+//! included), and what they share: the
 //! runner that takes an operation from PENDING through INPROGRESS to its end with a log,
 //! turning a config repo into what restic needs, learning a repo's guid, clearing stale
 //! locks, and waiting out a lock held by another live restic.
@@ -8,6 +9,7 @@ pub mod check;
 pub mod forget;
 pub mod index;
 pub mod prune;
+pub mod run_command;
 pub mod stats;
 pub mod unlock;
 
@@ -174,6 +176,9 @@ pub fn run(shared: &Arc<Shared>, op_id: i64, kind: &TaskKind, stop: &StopHandle)
         TaskKind::Stats { .. } => run_repo_task(shared, op_id, stop, stats::run),
         TaskKind::Index { .. } => run_repo_task(shared, op_id, stop, index::run),
         TaskKind::Unlock { .. } => run_repo_task(shared, op_id, stop, unlock::run),
+        TaskKind::RunCommand { command, .. } => {
+            run_repo_task(shared, op_id, stop, |ctx| run_command::run(ctx, command))
+        }
     }
 }
 

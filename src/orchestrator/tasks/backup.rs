@@ -31,10 +31,12 @@ pub fn run(ctx: &mut Ctx, plan_id: &str) -> Result<Option<FollowUp>, TaskError> 
         )));
     };
     let (outcome, snapshot) = backup(ctx, plan)?;
+    // Unchanged: no file new or changed and no new folder. A folder whose own metadata
+    // changed (a parent like /srv gaining an unrelated entry) does not count.
     let unchanged = outcome
         .summary
         .as_ref()
-        .is_some_and(|s| s.files_new + s.files_changed + s.dirs_new + s.dirs_changed == 0);
+        .is_some_and(|s| s.files_new + s.files_changed + s.dirs_new == 0);
     record_success(&mut ctx.op, outcome, snapshot.as_ref().map(|s| s.id()));
     let Some(snapshot) = snapshot else {
         return Ok(None);

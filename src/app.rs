@@ -90,7 +90,7 @@ impl App {
                 settings.data_dir.display()
             ))
         })?;
-        let auth = Authenticator::new(config.auth.as_ref());
+        let auth = Authenticator::new(config.auth.as_ref(), &settings.data_dir);
         if !auth.enabled() {
             warn!(
                 "authentication is disabled in the config: anyone who can reach the server can use it"

@@ -2,6 +2,7 @@
 //! encode the response. Errors become [`ApiError`]s here; `api::connect` turns them into
 //! HTTP.
 
+mod auth;
 mod backup;
 mod command;
 mod config;
@@ -29,6 +30,8 @@ pub fn find(service: Service, method: &str) -> Option<Unary> {
         (Service::Backrest, "GetConfig") => Some(config::get_config),
         (Service::Backrest, "GetSummaryDashboard") => Some(dashboard::get_summary_dashboard),
         (Service::Backrest, "RunCommand") => Some(command::run_command),
+        (Service::Authentication, "Login") => Some(auth::login),
+        (Service::Authentication, "HashPassword") => Some(auth::hash_password),
         _ => None,
     }
 }

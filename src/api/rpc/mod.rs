@@ -1,11 +1,12 @@
 //! The RPC handlers, one small file per group: decode the request, call the core,
 //! encode the response. Errors become [`ApiError`]s here; `api::connect` turns them into
-//! HTTP.
+//! HTTP. The server-streaming RPCs are routed by [`streams::find`].
 
 mod backup;
 mod config;
 mod operations;
 mod repo;
+pub mod streams;
 
 use crate::App;
 use crate::api::connect::{ApiError, Code, Service};

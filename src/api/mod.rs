@@ -1,6 +1,8 @@
 //! The HTTP face: the connection layer, the Connect protocol, authentication and the
 //! RPC handlers. [`Api`] is the one [`server::Handler`]: it routes a request to its RPC
-//! after the transport and authentication rules of CONTRACT §1 and §2. Nothing below
+//! after the transport and authentication rules of CONTRACT §1 and §2. A streaming RPC
+//! (`GetLogs`, `GetOperationEvents`) must be called with `application/connect+json`;
+//! it passes the same checks, and then `rpc::streams` answers it. Nothing below
 //! `api` knows about HTTP.
 
 pub mod auth;
@@ -12,16 +14,30 @@ use std::sync::Arc;
 
 use crate::App;
 use connect::{ApiError, Service};
+use rpc::streams::{StreamOptions, Streams};
 use server::{Request, Response};
 
 /// Routes requests to RPCs.
 pub struct Api {
     app: Arc<App>,
+    streams: Streams,
 }
 
 impl Api {
+    /// An API with the stream options for the default number of request threads.
     pub fn new(app: Arc<App>) -> Api {
-        Api { app }
+        Api {
+            app,
+            streams: Streams::new(StreamOptions::default()),
+        }
+    }
+
+    /// Sets how many streams may be open at once and how often quiet ones write. Pass
+    /// `StreamOptions::for_threads(limits.threads)` when the server has a different
+    /// number of request threads.
+    pub fn with_stream_options(mut self, options: StreamOptions) -> Api {
+        self.streams = Streams::new(options);
+        self
     }
 
     fn route(&self, req: &Request) -> Response {
@@ -32,9 +48,11 @@ impl Api {
             Ok(streaming) => streaming,
             Err(response) => return response,
         };
-        let Some(handler) = rpc::find(service, method) else {
+        let unary = rpc::find(service, method);
+        let stream = rpc::streams::find(service, method);
+        if unary.is_none() && stream.is_none() {
             return ApiError::not_found(format!("no such method: {method}")).response();
-        };
+        }
         if service == Service::Backrest
             && let Err(e) = self
                 .app
@@ -43,12 +61,26 @@ impl Api {
         {
             return e.response();
         }
+        if let Some(stream) = stream {
+            if !streaming {
+                return ApiError::invalid(format!(
+                    "{method} is a server-streaming RPC: send it with Content-Type: \
+                     application/connect+json, the request in one envelope (a byte 0, the \
+                     JSON's length as 4 bytes big-endian, the JSON)"
+                ))
+                .response();
+            }
+            return self.streams.serve(&self.app, stream, &req.body);
+        }
         if streaming {
             return ApiError::invalid(format!(
                 "{method} is a unary RPC: send it with Content-Type: application/json"
             ))
             .response();
         }
+        let Some(handler) = unary else {
+            return ApiError::not_found(format!("no such method: {method}")).response();
+        };
         match handler(&self.app, &req.body) {
             Ok(body) => connect::ok_json(body),
             Err(e) => {

@@ -1,6 +1,6 @@
 //! The RPC handlers, one small file per group: decode the request, call the core,
 //! encode the response. Errors become [`ApiError`]s here; `api::connect` turns them into
-//! HTTP.
+//! HTTP. The server-streaming RPCs are routed by [`streams::find`].
 
 mod auth;
 mod backup;
@@ -9,6 +9,7 @@ mod config;
 mod dashboard;
 mod operations;
 mod repo;
+pub mod streams;
 
 use crate::App;
 use crate::api::connect::{ApiError, Code, Service};

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use footrest::api::rpc::streams::StreamOptions;
 use footrest::api::server::Server;
 use footrest::api::{Api, auth};
 use footrest::app::{self, App, StartError};
@@ -180,7 +181,9 @@ fn serve(settings: &Settings) -> ExitCode {
         return ExitCode::FAILURE;
     }
     app::spawn_config_watcher(&app);
-    server.run(Arc::new(Api::new(Arc::clone(&app))), SHUTDOWN_GRACE);
+    let api = Api::new(Arc::clone(&app))
+        .with_stream_options(StreamOptions::for_threads(settings.limits.threads));
+    server.run(Arc::new(api), SHUTDOWN_GRACE);
     app.orchestrator.shutdown();
     info!("stopped");
     ExitCode::SUCCESS

@@ -206,12 +206,14 @@ fn run_repo_task(
     op.status = OperationStatus::InProgress;
     op.unix_time_start_ms = shared.clock.now_ms();
     op.logref = format!("t-{}", op.id);
-    shared.save(&mut op);
+    // The log exists before the operation names it, so a reader never finds a logref
+    // without its log.
     let log = shared.logs.create(&op.logref).unwrap_or_else(|e| {
         error!("could not create the log of operation {}: {e}", op.id);
         op.logref.clear();
         LogWriter::discard()
     });
+    shared.save(&mut op);
     let Some(repo) = config.repo(&op.repo_id) else {
         let message = format!(
             "repo {:?} was removed from the config before this operation started",

@@ -2,7 +2,9 @@
 //! RPC handlers. [`Api`] is the one [`server::Handler`]: it routes a request to its RPC
 //! after the transport and authentication rules of CONTRACT §1 and §2. A streaming RPC
 //! (`GetLogs`, `GetOperationEvents`) must be called with `application/connect+json`;
-//! it passes the same checks, and then `rpc::streams` answers it. Nothing below
+//! it passes the same checks, and then `rpc::streams` answers it.
+//! `GET /download/<token>/<path>` goes to the download of a restored file (the signed
+//! token is that route's credential). Nothing below
 //! `api` knows about HTTP.
 
 pub mod auth;
@@ -41,6 +43,10 @@ impl Api {
     }
 
     fn route(&self, req: &Request) -> Response {
+        // Download links carry their own credential (a signed token), not Basic/Bearer.
+        if let Some(rest) = req.path.strip_prefix("/download/") {
+            return rpc::browse::download(&self.app, req, rest);
+        }
         let Some((service, method)) = connect::parse_path(&req.path) else {
             return ApiError::not_found(format!("no such path: {}", req.path)).response();
         };

@@ -24,7 +24,7 @@ use crate::logs::Logs;
 use crate::oplog::{OpLog, OpLogError};
 use crate::proto::{
     Op, Operation, OperationBackup, OperationCheck, OperationForget, OperationPrune,
-    OperationRunCommand, OperationStats, OperationStatus,
+    OperationRestore, OperationRunCommand, OperationStats, OperationStatus,
 };
 use crate::restic::{Restic, StopHandle};
 use clock::Clock;
@@ -150,6 +150,13 @@ pub enum TaskKind {
     RunCommand {
         repo_id: String,
         command: tasks::run_command::ResticCommand,
+    },
+    /// A snapshot, or one path of it (`/` for all), into a missing or empty folder.
+    Restore {
+        repo_id: String,
+        snapshot_id: String,
+        path: String,
+        target: tasks::restore::RestoreTarget,
     },
 }
 
@@ -392,6 +399,63 @@ impl Orchestrator {
         let done = Arc::new(Completion::default());
         let id = self.queue_interactive(kind, op, SYSTEM_PLAN, Some(Arc::clone(&done)))?;
         Ok((id, done))
+    }
+
+    /// Queues a restore at interactive priority; returns its operation id at once. The
+    /// operation names its target from the start (a fresh one is `<root>/<op id>`) and
+    /// is recorded in `job.flow_id` when that is set. The caller has checked the target
+    /// and the path; the task checks the target again before restic runs.
+    pub fn queue_restore(&self, job: tasks::restore::RestoreJob) -> Result<i64, OrchestratorError> {
+        let config = self.shared.config.get();
+        if job.plan_id != SYSTEM_PLAN && config.plan(&job.plan_id).is_none() {
+            return Err(OrchestratorError::PlanNotFound(job.plan_id));
+        }
+        let repo = config
+            .repo(&job.repo_id)
+            .ok_or_else(|| OrchestratorError::NoSuchRepo(job.repo_id.clone()))?;
+        let mut op = Operation::new(Op::Restore(OperationRestore {
+            path: job.path.clone(),
+            ..Default::default()
+        }));
+        op.flow_id = job.flow_id;
+        op.repo_id = repo.id.clone();
+        op.repo_guid = repo.guid.clone();
+        op.plan_id = job.plan_id.clone();
+        op.instance_id = config.instance.clone();
+        op.snapshot_id = job.snapshot_id.clone();
+        op.status = OperationStatus::Pending;
+        op.unix_time_start_ms = self.shared.clock.now_ms();
+        {
+            // As in add_and_queue; the target is written once the id is known.
+            let mut queue = lock(&self.shared.queue);
+            if self.shared.stopping() {
+                return Err(OrchestratorError::ShuttingDown);
+            }
+            self.shared.oplog.add(&mut op)?;
+            let target = tasks::restore::target_path(&job.target, op.id);
+            op.op = Op::Restore(OperationRestore {
+                path: job.path.clone(),
+                target: target.to_string_lossy().into_owned(),
+                last_status: None,
+            });
+            // The task writes the target again when it starts.
+            self.shared.save(&mut op);
+            queue.push(
+                Priority::Interactive,
+                Task {
+                    op_id: op.id,
+                    kind: TaskKind::Restore {
+                        repo_id: repo.id.clone(),
+                        snapshot_id: job.snapshot_id,
+                        path: job.path,
+                        target: job.target,
+                    },
+                    done: None,
+                },
+            );
+        }
+        self.shared.wake.notify_all();
+        Ok(op.id)
     }
 
     fn queue_interactive(
@@ -772,7 +836,8 @@ impl TaskKind {
             | TaskKind::Stats { repo_id }
             | TaskKind::Index { repo_id }
             | TaskKind::Unlock { repo_id }
-            | TaskKind::RunCommand { repo_id, .. } => Some(repo_id.clone()),
+            | TaskKind::RunCommand { repo_id, .. }
+            | TaskKind::Restore { repo_id, .. } => Some(repo_id.clone()),
         }
     }
 }

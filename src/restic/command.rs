@@ -1,6 +1,6 @@
 //! Builds restic command lines and environments from plain values: the repository as
-//! restic needs it ([`Repo`]), a backup's inputs ([`BackupRequest`]) and a snapshot
-//! filter. Pure functions of their inputs (footrest's environment and current directory
+//! restic needs it ([`Repo`]), a backup's inputs ([`BackupRequest`]), a snapshot
+//! filter, a restore ([`RestoreRequest`]) and a listing of one folder of a snapshot. Pure functions of their inputs (footrest's environment and current directory
 //! are passed in), so every rule of CONTRACT section 7 is unit-tested here. It starts no
 //! process and knows nothing about plans, operations or the config file.
 
@@ -144,6 +144,19 @@ impl ForgetRequest {
             ("--keep-yearly", self.keep_yearly),
         ]
     }
+}
+
+/// What `restore` writes, and where.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RestoreRequest {
+    /// A snapshot id or a unique prefix of one (hex).
+    pub snapshot_id: String,
+    /// A path inside the snapshot, as `ls` shows it (`/src/sub`); empty or `/` restores
+    /// the whole snapshot. It is normalised with [`snapshot_path`].
+    pub path: String,
+    /// An absolute folder; restic creates it when it is missing. The restored files keep
+    /// their snapshot path below it (`<target>/src/sub/...`).
+    pub target: PathBuf,
 }
 
 /// How much unused space `prune` may leave in the repository rather than repack.
@@ -405,11 +418,7 @@ pub(crate) fn forget_args(req: &ForgetRequest) -> Result<Vec<OsString>, ResticEr
             });
         }
         for id in &req.ids {
-            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ResticError::InvalidArgs {
-                    detail: format!("{id:?} is not a snapshot id (1 to 64 hex digits) to forget"),
-                });
-            }
+            check_snapshot_id(id, "forget")?;
         }
         let mut args: Vec<OsString> = vec!["forget".into()];
         if req.dry_run {
@@ -481,6 +490,101 @@ pub(crate) fn check_args(
         }
     }
     Ok(args)
+}
+
+/// A path inside a snapshot in the form restic's `ls` and `--include` want: absolute,
+/// `/`-separated, no empty, `.` or trailing components (`""` and `/` are the snapshot's
+/// root, `src/sub/` is `/src/sub`). A `..` component, which would step out of the
+/// snapshot, and a NUL byte are refused with a message that says why.
+pub fn snapshot_path(path: &str) -> Result<String, String> {
+    if path.contains('\0') {
+        return Err(format!("{path:?} contains a NUL byte"));
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "{path:?} has a `..` component; give a path inside the snapshot, as \
+                     ListSnapshotFiles shows it (such as /home/me/photos)"
+                ));
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// A snapshot id as restic takes it on the command line: 1 to 64 hex digits (never a
+/// flag, never `latest`).
+fn check_snapshot_id(id: &str, purpose: &str) -> Result<(), ResticError> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ResticError::InvalidArgs {
+            detail: format!("{id:?} is not a snapshot id (1 to 64 hex digits) to {purpose}"),
+        });
+    }
+    Ok(())
+}
+
+/// A restic filter pattern that matches exactly `path`: restic reads `*`, `?`, `[` and
+/// `\` in `--include` as glob syntax, so they are escaped with a backslash.
+fn literal_pattern(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `restore --json --target T [--include P] -- <id>`. The whole snapshot when the path
+/// is its root; otherwise only `path` (and what is below it), matched literally.
+pub(crate) fn restore_args(req: &RestoreRequest) -> Result<Vec<OsString>, ResticError> {
+    check_snapshot_id(&req.snapshot_id, "restore")?;
+    let path = snapshot_path(&req.path).map_err(|e| ResticError::InvalidArgs {
+        detail: format!("restore path {e}"),
+    })?;
+    if !req.target.is_absolute() {
+        return Err(ResticError::InvalidArgs {
+            detail: format!(
+                "restore target {} is not an absolute path",
+                req.target.display()
+            ),
+        });
+    }
+    let mut args: Vec<OsString> = vec![
+        "restore".into(),
+        "--json".into(),
+        "--target".into(),
+        req.target.clone().into_os_string(),
+    ];
+    if path != "/" {
+        args.extend(["--include".into(), literal_pattern(&path).into()]);
+    }
+    // `--` so that the id can never be read as a flag.
+    args.extend(["--".into(), req.snapshot_id.clone().into()]);
+    Ok(args)
+}
+
+/// `ls --json --no-lock -- <id> <dir>`: `dir` and its direct children (restic 0.14
+/// lists recursively only when no folder is given). Listing only reads the repository:
+/// without a lock it never waits for, nor holds up, another restic.
+pub(crate) fn ls_args(snapshot_id: &str, dir: &str) -> Result<Vec<OsString>, ResticError> {
+    check_snapshot_id(snapshot_id, "list")?;
+    let dir = snapshot_path(dir).map_err(|e| ResticError::InvalidArgs {
+        detail: format!("folder {e}"),
+    })?;
+    Ok(vec![
+        "ls".into(),
+        "--json".into(),
+        "--no-lock".into(),
+        "--".into(),
+        snapshot_id.into(),
+        dir.into(),
+    ])
 }
 
 /// `stats --json --mode raw-data`: what the repository stores, after deduplication.
@@ -1019,5 +1123,128 @@ mod tests {
     #[test]
     fn stats_argv() {
         assert_eq!(stats_args(), os(&["stats", "--json", "--mode", "raw-data"]));
+    }
+
+    #[test]
+    fn snapshot_paths_are_normalised_and_never_escape() {
+        for (given, want) in [
+            ("", "/"),
+            ("/", "/"),
+            ("//", "/"),
+            ("/src/sub", "/src/sub"),
+            ("src/sub/", "/src/sub"),
+            ("/src/./sub//b.txt", "/src/sub/b.txt"),
+            ("/a b/é/[x]*", "/a b/é/[x]*"),
+            ("/src/..data", "/src/..data"),
+        ] {
+            assert_eq!(snapshot_path(given).as_deref(), Ok(want), "{given:?}");
+        }
+        for bad in ["..", "/src/../etc", "/src/sub/..", "../x", "/a\0b"] {
+            assert!(snapshot_path(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            snapshot_path("/src/../etc").unwrap_err(),
+            "\"/src/../etc\" has a `..` component; give a path inside the snapshot, as \
+             ListSnapshotFiles shows it (such as /home/me/photos)"
+        );
+    }
+
+    #[test]
+    fn restore_argv() {
+        let req = RestoreRequest {
+            snapshot_id: "9a3c77f0".into(),
+            path: "src/sub/".into(),
+            target: "/srv/restores/7".into(),
+        };
+        assert_eq!(
+            restore_args(&req).unwrap(),
+            os(&[
+                "restore",
+                "--json",
+                "--target",
+                "/srv/restores/7",
+                "--include",
+                "/src/sub",
+                "--",
+                "9a3c77f0",
+            ])
+        );
+        // The whole snapshot: no include at all.
+        for root in ["", "/"] {
+            let whole = RestoreRequest {
+                path: root.into(),
+                ..req.clone()
+            };
+            assert_eq!(
+                restore_args(&whole).unwrap(),
+                os(&[
+                    "restore",
+                    "--json",
+                    "--target",
+                    "/srv/restores/7",
+                    "--",
+                    "9a3c77f0"
+                ])
+            );
+        }
+        // Glob characters in names are matched literally.
+        let glob = RestoreRequest {
+            path: "/src/a[1]*?.txt/b\\c".into(),
+            ..req.clone()
+        };
+        let args = restore_args(&glob).unwrap();
+        assert_eq!(args[5], OsString::from("/src/a\\[1]\\*\\?.txt/b\\\\c"));
+    }
+
+    #[test]
+    fn restore_argv_errors() {
+        let ok = RestoreRequest {
+            snapshot_id: "9a3c77f0".into(),
+            path: "/src".into(),
+            target: "/srv/r".into(),
+        };
+        let msg = |req: RestoreRequest| restore_args(&req).unwrap_err().to_string();
+        for bad in ["", "latest", "--target=/etc", "a".repeat(65).as_str()] {
+            assert_eq!(
+                msg(RestoreRequest {
+                    snapshot_id: bad.into(),
+                    ..ok.clone()
+                }),
+                format!(
+                    "cannot build the restic command: {bad:?} is not a snapshot id (1 to 64 hex \
+                     digits) to restore"
+                )
+            );
+        }
+        assert!(
+            msg(RestoreRequest {
+                path: "/src/../../etc".into(),
+                ..ok.clone()
+            })
+            .starts_with(
+                "cannot build the restic command: restore path \"/src/../../etc\" has a `..`"
+            )
+        );
+        assert_eq!(
+            msg(RestoreRequest {
+                target: "restores/7".into(),
+                ..ok.clone()
+            }),
+            "cannot build the restic command: restore target restores/7 is not an absolute path"
+        );
+    }
+
+    #[test]
+    fn ls_argv() {
+        assert_eq!(
+            ls_args("9a3c77f0", "").unwrap(),
+            os(&["ls", "--json", "--no-lock", "--", "9a3c77f0", "/"])
+        );
+        assert_eq!(
+            ls_args("9A3C", "src/sub/").unwrap(),
+            os(&["ls", "--json", "--no-lock", "--", "9A3C", "/src/sub"])
+        );
+        assert!(ls_args("latest", "/").is_err());
+        assert!(ls_args("9a3c", "/src/../..").is_err());
     }
 }

@@ -38,6 +38,19 @@ pub enum ResticError {
     RepoDamaged { detail: String },
     /// `forget` by id: no snapshot has this id, or the prefix fits several.
     NoSuchSnapshot { id: String },
+    /// A path asked for is not in the snapshot (`ls` of a folder restic did not find).
+    PathNotInSnapshot { path: String, snapshot: String },
+    /// A folder was asked for, but the snapshot holds something else at that path.
+    NotADirectory {
+        path: String,
+        snapshot: String,
+        kind: String,
+    },
+    /// A folder has more entries than footrest lists in one answer.
+    TooManyEntries { path: String, limit: usize },
+    /// A run with a time limit (a listing for a waiting request) did not end in time;
+    /// restic was stopped.
+    TimedOut { what: String, seconds: u64 },
     /// The run was stopped through its [`StopHandle`](super::StopHandle).
     Stopped,
     /// restic ended with an error not covered above. `message` is the useful end of its
@@ -146,6 +159,30 @@ impl fmt::Display for ResticError {
                 f,
                 "no snapshot {id} in the repository (or the id prefix fits several); list the \
                  snapshots to find its full id"
+            ),
+            ResticError::PathNotInSnapshot { path, snapshot } => write!(
+                f,
+                "snapshot {snapshot} has nothing at {path}; list the folder above it to see \
+                 what the snapshot holds"
+            ),
+            ResticError::NotADirectory {
+                path,
+                snapshot,
+                kind,
+            } => write!(
+                f,
+                "{path} in snapshot {snapshot} is a {kind}, not a folder; list the folder that \
+                 holds it"
+            ),
+            ResticError::TooManyEntries { path, limit } => write!(
+                f,
+                "folder {path} holds more than {limit} entries, more than footrest lists in \
+                 one answer; restore the folder instead"
+            ),
+            ResticError::TimedOut { what, seconds } => write!(
+                f,
+                "{what} did not finish within {seconds} s, so restic was stopped; the \
+                 repository may be slow to reach, try again later"
             ),
             ResticError::Stopped => write!(f, "restic was stopped before it finished"),
             ResticError::Failed { exit_code, message } => {

@@ -23,17 +23,20 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use command::{BackupRequest, CpuNice, ForgetRequest, IoNice, MaxUnused, Repo, SnapshotFilter};
+pub use command::{
+    BackupRequest, CpuNice, ForgetRequest, IoNice, MaxUnused, Repo, RestoreRequest, SnapshotFilter,
+    snapshot_path,
+};
 pub use error::ResticError;
 pub use output::{
-    BackupStatus, BackupSummary, FileError, ForgetResult, LockHolder, RepoConfig, RepoStats,
-    Snapshot, Version, parse_rfc3339_ms,
+    BackupStatus, BackupSummary, FileError, ForgetResult, LockHolder, LsEntry, RepoConfig,
+    RepoStats, RestoreStatus, Snapshot, Version, parse_rfc3339_ms,
 };
 pub use process::StopHandle;
 pub use words::{expand_env, split_words};
 
 use command::{CommandSpec, Host};
-use output::{BackupLine, Diagnostics};
+use output::{BackupLine, Diagnostics, LsCollector, RestoreLine};
 use process::{DOCUMENT_CAP, LINE_CAP, LogSink, RunOptions, Stream};
 
 /// The oldest restic footrest works with (Debian 12's).
@@ -41,6 +44,20 @@ pub const MIN_VERSION: Version = Version::new(0, 14, 0);
 
 /// How long `restic version` may take at start-up.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The most entries one folder listing ([`Restic::ls`]) returns.
+pub const LS_ENTRY_CAP: usize = 100_000;
+
+/// One folder of a snapshot, as [`Restic::ls`] lists it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Listing {
+    /// The snapshot's full id (the request may have named it by a prefix).
+    pub snapshot_id: String,
+    /// The folder, normalised (`/`, `/src/sub`).
+    pub path: String,
+    /// Its direct children, sorted by name.
+    pub entries: Vec<LsEntry>,
+}
 
 /// What a backup reports while it runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -400,6 +417,136 @@ impl Restic {
             what: "repository statistics (`stats --json --mode raw-data`)".into(),
             detail,
         })
+    }
+
+    /// Lists one folder of a snapshot: `ls --json --no-lock <id> <dir>`, reading the
+    /// output line by line and keeping only the folder's direct children (at most
+    /// [`LS_ENTRY_CAP`]). Takes no lock, so it may run beside any other restic; it is
+    /// stopped after `timeout` ([`ResticError::TimedOut`]). An unknown snapshot is
+    /// [`ResticError::NoSuchSnapshot`] (restic 0.14 exits 0 then, printing nothing); a
+    /// folder that is not there, or is a file, is [`ResticError::PathNotInSnapshot`] or
+    /// [`ResticError::NotADirectory`].
+    pub fn ls(
+        &self,
+        repo: &Repo,
+        snapshot_id: &str,
+        dir: &str,
+        timeout: Duration,
+        stop: &StopHandle,
+    ) -> Result<Listing, ResticError> {
+        let args = command::ls_args(snapshot_id, dir)?;
+        let path = snapshot_path(dir).map_err(|detail| ResticError::InvalidArgs { detail })?;
+        let spec = self.spec(Some(repo), args)?;
+        let mut collector = LsCollector::new(&path, LS_ENTRY_CAP);
+        let mut diag = Diagnostics::default();
+        let fin = process::run(
+            &spec,
+            stop,
+            &RunOptions {
+                stdout_line_cap: LINE_CAP,
+                timeout: Some(timeout),
+            },
+            &mut |stream, line| match stream {
+                Stream::Stdout => collector.observe(line),
+                Stream::Stderr => {
+                    crate::debug!("restic: {line}");
+                    diag.observe_stderr(line);
+                }
+            },
+        )?;
+        if fin.timed_out {
+            return Err(ResticError::TimedOut {
+                what: format!("listing {path} of snapshot {snapshot_id}"),
+                seconds: timeout.as_secs(),
+            });
+        }
+        finish(&fin, &diag)?;
+        let Some(full_id) = collector.snapshot_id.clone() else {
+            return Err(ResticError::NoSuchSnapshot {
+                id: snapshot_id.to_string(),
+            });
+        };
+        if collector.overflow {
+            return Err(ResticError::TooManyEntries {
+                path,
+                limit: LS_ENTRY_CAP,
+            });
+        }
+        if path != "/" {
+            match &collector.dir_node {
+                None => {
+                    return Err(ResticError::PathNotInSnapshot {
+                        path,
+                        snapshot: snapshot_id.to_string(),
+                    });
+                }
+                Some(node) if node.kind != "dir" => {
+                    return Err(ResticError::NotADirectory {
+                        path,
+                        snapshot: snapshot_id.to_string(),
+                        kind: node.kind.clone(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Listing {
+            snapshot_id: full_id,
+            path,
+            entries: collector.into_sorted_children(),
+        })
+    }
+
+    /// Restores a snapshot, or one path of it, into `req.target`: `restore --json
+    /// --target T [--include P] <id>` (a shared lock, like a backup's). Newer restic's
+    /// progress lines go to `on_status`, everything else to `log`; the summary line,
+    /// when restic prints one, is returned. restic 0.14 prints no progress and no
+    /// summary at all, only `restoring <Snapshot ...> to T`: then `Ok(None)`. It
+    /// overwrites files already in the target: the caller makes sure there are none.
+    /// An unknown snapshot is [`ResticError::NoSuchSnapshot`].
+    pub fn restore(
+        &self,
+        repo: &Repo,
+        req: &RestoreRequest,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+        on_status: &mut dyn FnMut(RestoreStatus),
+    ) -> Result<Option<RestoreStatus>, ResticError> {
+        let spec = self.spec(Some(repo), command::restore_args(req)?)?;
+        let mut summary = None;
+        let mut diag = Diagnostics::default();
+        let mut sink = LogSink::default();
+        let fin = process::run(
+            &spec,
+            stop,
+            &RunOptions {
+                stdout_line_cap: LINE_CAP,
+                timeout: None,
+            },
+            &mut |stream, line| {
+                match stream {
+                    Stream::Stdout => match output::parse_restore_line(line) {
+                        RestoreLine::Status(s) => {
+                            on_status(s);
+                            return;
+                        }
+                        RestoreLine::Summary(s) => summary = Some(s),
+                        RestoreLine::Other => {}
+                    },
+                    Stream::Stderr => diag.observe_stderr(line),
+                }
+                sink.write(log, line);
+            },
+        )?;
+        match finish(&fin, &diag) {
+            Ok(()) => Ok(summary),
+            Err(ResticError::Failed { .. }) if diag.mentions("no matching ID found") => {
+                Err(ResticError::NoSuchSnapshot {
+                    id: req.snapshot_id.clone(),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs `restic <repo flags> <args>` against the repository, with its environment

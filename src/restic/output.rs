@@ -1,6 +1,7 @@
 //! Understands what restic prints, from 0.14 to current releases: `restic version`, the
 //! JSON lines of `backup --json` (status, summary, per-file errors, `exit_error`),
-//! `snapshots --json`, `forget --json`, `stats --json`, `cat config`, and the stderr texts
+//! `snapshots --json`, `forget --json`, `stats --json`, `cat config`, the JSON lines of
+//! `ls --json` and `restore --json`, and the stderr texts
 //! and exit codes that mean "no repository", "wrong password", "locked" (and by whom)
 //! and "the repository has errors". Pure functions over text, tested against
 //! captured output in `tests/fixtures/restic/`. One line that does not parse is never an
@@ -514,6 +515,215 @@ pub(crate) fn parse_repo_config(json: &str) -> Result<RepoConfig, String> {
     })
 }
 
+/// One file, folder, link or other node of a snapshot, as `ls --json` prints it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LsEntry {
+    pub name: String,
+    /// `file`, `dir`, `symlink`, `fifo`, `socket`, `dev`, `chardev`, ...
+    pub kind: String,
+    /// The node's path inside the snapshot (`/src/sub/b.txt`).
+    pub path: String,
+    pub uid: i64,
+    pub gid: i64,
+    /// Bytes; 0 for anything but files.
+    pub size: i64,
+    /// Go's `os.FileMode` as restic prints it: permission bits plus type bits
+    /// (a folder has 1<<31 set).
+    pub mode: i64,
+    /// RFC 3339, exactly as restic printed them.
+    pub mtime: String,
+    pub atime: String,
+    pub ctime: String,
+}
+
+#[derive(Deserialize)]
+struct RawNode {
+    #[serde(default)]
+    name: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    uid: i64,
+    #[serde(default)]
+    gid: i64,
+    #[serde(default)]
+    size: i64,
+    #[serde(default)]
+    mode: i64,
+    #[serde(default)]
+    mtime: String,
+    #[serde(default)]
+    atime: String,
+    #[serde(default)]
+    ctime: String,
+}
+
+/// Reads `ls --json <snapshot> <dir>` line by line and keeps only what a one-level
+/// listing needs: whether the snapshot was found (restic 0.14 prints nothing on stdout
+/// and exits 0 for an unknown id), the folder's own node, and its direct children (at
+/// most `cap`). Deeper nodes (a recursive listing) are dropped as they come, so a huge
+/// snapshot never sits in memory. 0.14 names the kind of a line in `struct_type`, newer
+/// releases in `message_type`.
+#[derive(Debug)]
+pub(crate) struct LsCollector {
+    dir: String,
+    cap: usize,
+    /// The full id of the snapshot line, once seen.
+    pub snapshot_id: Option<String>,
+    /// The node whose path is `dir` itself (never seen for the root `/`).
+    pub dir_node: Option<LsEntry>,
+    pub children: Vec<LsEntry>,
+    /// More than `cap` children were seen; the rest were dropped.
+    pub overflow: bool,
+}
+
+impl LsCollector {
+    /// `dir` in the form of [`super::snapshot_path`] (`/`, `/src/sub`).
+    pub fn new(dir: &str, cap: usize) -> LsCollector {
+        LsCollector {
+            dir: dir.to_string(),
+            cap,
+            snapshot_id: None,
+            dir_node: None,
+            children: Vec::new(),
+            overflow: false,
+        }
+    }
+
+    pub fn observe(&mut self, line: &str) {
+        let Some(value) = json_object(line) else {
+            return;
+        };
+        let kind = value
+            .get("message_type")
+            .or_else(|| value.get("struct_type"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        match kind {
+            "snapshot" => {
+                let id = value.get("id").and_then(Value::as_str).unwrap_or("");
+                self.snapshot_id = Some(id.to_string());
+            }
+            "node" => {
+                let Ok(raw) = RawNode::deserialize(&value) else {
+                    return;
+                };
+                if raw.path == self.dir {
+                    self.dir_node = Some(entry_of(raw));
+                } else if parent_of(&raw.path) == Some(self.dir.as_str()) {
+                    if self.children.len() < self.cap {
+                        self.children.push(entry_of(raw));
+                    } else {
+                        self.overflow = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The children sorted by name (byte order; restic stores a folder's nodes so).
+    pub fn into_sorted_children(mut self) -> Vec<LsEntry> {
+        self.children.sort_by(|a, b| a.name.cmp(&b.name));
+        self.children
+    }
+}
+
+fn entry_of(raw: RawNode) -> LsEntry {
+    LsEntry {
+        name: raw.name,
+        kind: raw.kind,
+        path: raw.path,
+        uid: raw.uid,
+        gid: raw.gid,
+        size: raw.size,
+        mode: raw.mode,
+        mtime: raw.mtime,
+        atime: raw.atime,
+        ctime: raw.ctime,
+    }
+}
+
+/// `/src/sub` for `/src/sub/b.txt`, `/` for `/src`; `None` for `/` and relative paths.
+fn parent_of(path: &str) -> Option<&str> {
+    let cut = path.rfind('/')?;
+    if path.len() <= 1 {
+        return None;
+    }
+    Some(if cut == 0 { "/" } else { &path[..cut] })
+}
+
+/// A progress or summary line of `restore --json` (restic 0.16 and newer; 0.14 prints
+/// only a `restoring <Snapshot ...> to <target>` text line).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RestoreStatus {
+    /// `status` while it runs, `summary` at the end.
+    pub message_type: String,
+    pub seconds_elapsed: f64,
+    /// 0..1; restic leaves it out of the summary.
+    pub percent_done: f64,
+    pub total_files: i64,
+    pub files_restored: i64,
+    pub total_bytes: i64,
+    pub bytes_restored: i64,
+}
+
+/// What one line of `restore --json` output is.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum RestoreLine {
+    Status(RestoreStatus),
+    Summary(RestoreStatus),
+    Other,
+}
+
+pub(crate) fn parse_restore_line(line: &str) -> RestoreLine {
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(default)]
+        seconds_elapsed: f64,
+        #[serde(default)]
+        percent_done: f64,
+        #[serde(default)]
+        total_files: i64,
+        #[serde(default)]
+        files_restored: i64,
+        #[serde(default)]
+        total_bytes: i64,
+        #[serde(default)]
+        bytes_restored: i64,
+    }
+    let Some(value) = json_object(line) else {
+        return RestoreLine::Other;
+    };
+    let kind = value
+        .get("message_type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if kind != "status" && kind != "summary" {
+        return RestoreLine::Other;
+    }
+    let Ok(raw) = Raw::deserialize(&value) else {
+        return RestoreLine::Other;
+    };
+    let status = RestoreStatus {
+        message_type: kind,
+        seconds_elapsed: raw.seconds_elapsed,
+        percent_done: raw.percent_done,
+        total_files: raw.total_files,
+        files_restored: raw.files_restored,
+        total_bytes: raw.total_bytes,
+        bytes_restored: raw.bytes_restored,
+    };
+    if status.message_type == "summary" {
+        RestoreLine::Summary(status)
+    } else {
+        RestoreLine::Status(status)
+    }
+}
+
 /// RFC 3339 time (`2026-11-24T00:30:01.165197121-03:30`, `...Z`) to Unix milliseconds.
 /// Fractions beyond milliseconds are truncated, as Go's `UnixMilli` does.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
@@ -647,7 +857,7 @@ impl Diagnostics {
         self.exit_error.as_ref().map(|(c, _)| *c)
     }
 
-    fn mentions(&self, needle: &str) -> bool {
+    pub(crate) fn mentions(&self, needle: &str) -> bool {
         self.tail
             .iter()
             .chain(&self.key)
@@ -1341,6 +1551,189 @@ mod tests {
         assert_eq!(
             d.message(),
             "/srv/x does not exist, skipping\nFatal: all target directories/files do not exist"
+        );
+    }
+
+    fn collect_ls(dir: &str, text: &str, cap: usize) -> LsCollector {
+        let mut c = LsCollector::new(dir, cap);
+        for line in text.lines() {
+            c.observe(line);
+        }
+        c
+    }
+
+    fn names(entries: &[LsEntry]) -> Vec<&str> {
+        entries.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    #[test]
+    fn ls_0_14_one_folder() {
+        let c = collect_ls("/tmp/rx/src/sub", fixture!("ls-0.14-dir.json"), 100);
+        assert_eq!(
+            c.snapshot_id.as_deref(),
+            Some("9323c917526917bee10b9cc908387904cb439b5760a538bf77fb06cc2ec5b122")
+        );
+        let dir = c.dir_node.clone().unwrap();
+        assert_eq!((dir.name.as_str(), dir.kind.as_str()), ("sub", "dir"));
+        assert!(!c.overflow);
+        let entries = c.into_sorted_children();
+        assert_eq!(names(&entries), ["b.txt", "deeper", "link", "sp ace é.txt"]);
+        assert_eq!(
+            entries[0],
+            LsEntry {
+                name: "b.txt".into(),
+                kind: "file".into(),
+                path: "/tmp/rx/src/sub/b.txt".into(),
+                uid: 0,
+                gid: 0,
+                size: 6,
+                mode: 0o600,
+                mtime: "2026-11-24T05:31:01.640006483Z".into(),
+                atime: "2026-11-24T05:31:01.640006483Z".into(),
+                ctime: "2026-11-24T05:31:01.656006483Z".into(),
+            }
+        );
+        // Go's os.FileMode: ModeDir (1<<31) | 0755, ModeSymlink (1<<27) | 0777.
+        assert_eq!(entries[1].mode, (1 << 31) | 0o755);
+        assert_eq!(
+            (entries[2].kind.as_str(), entries[2].mode),
+            ("symlink", (1 << 27) | 0o777)
+        );
+        assert_eq!(entries[1].size, 0);
+    }
+
+    #[test]
+    fn ls_0_14_root_and_recursive_output() {
+        let c = collect_ls("/", fixture!("ls-0.14-root.json"), 100);
+        assert!(c.snapshot_id.is_some());
+        assert!(c.dir_node.is_none());
+        assert_eq!(names(&c.into_sorted_children()), ["tmp"]);
+        // Without a folder 0.14 lists the whole tree: only direct children are kept.
+        let c = collect_ls("/tmp/rx/src", fixture!("ls-0.14-recursive.json"), 100);
+        assert_eq!(
+            c.dir_node.as_ref().map(|n| n.path.as_str()),
+            Some("/tmp/rx/src")
+        );
+        assert_eq!(names(&c.into_sorted_children()), ["a.txt", "empty", "sub"]);
+        let c = collect_ls(
+            "/tmp/rx/src/sub/deeper",
+            fixture!("ls-0.14-recursive.json"),
+            100,
+        );
+        assert_eq!(names(&c.into_sorted_children()), ["zeros.bin"]);
+        let c = collect_ls("/", fixture!("ls-0.14-recursive.json"), 100);
+        assert_eq!(names(&c.into_sorted_children()), ["tmp"]);
+    }
+
+    #[test]
+    fn ls_0_14_empty_folder_file_missing_path_and_unknown_snapshot() {
+        let c = collect_ls("/tmp/rx/src/empty", fixture!("ls-0.14-empty-dir.json"), 100);
+        assert_eq!(c.dir_node.as_ref().map(|n| n.kind.as_str()), Some("dir"));
+        assert!(c.children.is_empty());
+        let c = collect_ls("/tmp/rx/src/a.txt", fixture!("ls-0.14-file.json"), 100);
+        assert_eq!(c.dir_node.as_ref().map(|n| n.kind.as_str()), Some("file"));
+        assert!(c.children.is_empty());
+        let c = collect_ls("/tmp/rx/nope", fixture!("ls-0.14-missing-path.json"), 100);
+        assert!(c.snapshot_id.is_some());
+        assert!(c.dir_node.is_none() && c.children.is_empty());
+        // An unknown id: nothing on stdout, only a note on stderr, and exit 0.
+        let c = collect_ls("/", "", 100);
+        assert!(c.snapshot_id.is_none());
+        assert!(fixture!("ls-0.14-no-snapshot.stderr").contains("no matching ID found"));
+    }
+
+    #[test]
+    fn ls_newer_uses_message_type() {
+        let c = collect_ls("/home/pi/photos/2025", fixture!("ls-newer-dir.json"), 100);
+        assert_eq!(
+            c.snapshot_id.as_deref(),
+            Some("4bd3e0f1a5c7b9d2e4f6a8c0b2d4e6f8a0c2e4f6a8b0c2d4e6f8a0b2c4d6e8f0")
+        );
+        let entries = c.into_sorted_children();
+        assert_eq!(names(&entries), ["album", "beach.jpg"]);
+        assert_eq!(entries[1].size, 4_823_117);
+        assert_eq!(entries[1].uid, 1000);
+        assert_eq!(entries[1].mtime, "2026-11-18T17:42:10.5+01:00");
+    }
+
+    #[test]
+    fn ls_cap_and_odd_lines() {
+        let c = collect_ls("/tmp/rx/src/sub", fixture!("ls-0.14-dir.json"), 2);
+        assert!(c.overflow);
+        assert_eq!(c.children.len(), 2);
+        let mut c = LsCollector::new("/a", 10);
+        for line in [
+            "not json",
+            "{\"struct_type\":\"node\",\"name\":5}",
+            "{\"struct_type\":\"node\",\"name\":\"b\",\"type\":\"file\",\"path\":\"/ab\"}",
+            "{\"struct_type\":\"node\",\"name\":\"c\",\"type\":\"file\",\"path\":\"/a/c\"}",
+            "{\"struct_type\":\"other\",\"path\":\"/a/d\"}",
+        ] {
+            c.observe(line);
+        }
+        // `/ab` is not below `/a`; a node whose fields do not parse is skipped.
+        assert_eq!(names(&c.children), ["c"]);
+        assert_eq!(parent_of("/"), None);
+        assert_eq!(parent_of("/a"), Some("/"));
+        assert_eq!(parent_of("/a/b c"), Some("/a"));
+        assert_eq!(parent_of("rel"), None);
+    }
+
+    #[test]
+    fn restore_0_14_prints_no_progress() {
+        let text = fixture!("restore-0.14-ok.stdout");
+        assert!(text.starts_with("restoring <Snapshot 9323c917 of [/tmp/rx/src]"));
+        for line in text.lines() {
+            assert_eq!(parse_restore_line(line), RestoreLine::Other);
+        }
+        let d = diag_of(fixture!("restore-0.14-no-snapshot.stderr"));
+        assert!(d.mentions("no matching ID found"));
+        assert!(matches!(
+            classify_failure(Some(1), &d),
+            ResticError::Failed {
+                exit_code: Some(1),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn restore_newer_status_and_summary() {
+        let lines: Vec<RestoreLine> = fixture!("restore-newer.stdout")
+            .lines()
+            .map(parse_restore_line)
+            .collect();
+        assert_eq!(
+            lines[0],
+            RestoreLine::Status(RestoreStatus {
+                message_type: "status".into(),
+                seconds_elapsed: 1.0,
+                percent_done: 0.3125,
+                total_files: 12,
+                files_restored: 4,
+                total_bytes: 16_777_216,
+                bytes_restored: 5_242_880,
+            })
+        );
+        assert_eq!(
+            lines[2],
+            RestoreLine::Summary(RestoreStatus {
+                message_type: "summary".into(),
+                seconds_elapsed: 2.0,
+                percent_done: 0.0,
+                total_files: 12,
+                files_restored: 12,
+                total_bytes: 16_777_216,
+                bytes_restored: 16_777_216,
+            })
+        );
+        assert_eq!(
+            parse_restore_line("{\"message_type\":\"verbose_status\",\"action\":\"restored\"}"),
+            RestoreLine::Other
+        );
+        assert_eq!(
+            parse_restore_line("{\"message_type\":\"status\",\"total_files\":\"x\"}"),
+            RestoreLine::Other
         );
     }
 }

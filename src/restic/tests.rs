@@ -1017,3 +1017,130 @@ fn locked_by_a_live_backup_then_stale_after_kill_9() {
         .unwrap();
     assert_eq!(done, ForgetResult::default());
 }
+
+#[test]
+fn ls_one_folder_then_restore_it() {
+    let (dir, repo) = fresh_repo();
+    let src = small_tree(dir.path());
+    fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    fs::write(src.join("sub/deeper/c.txt"), "deep\n").unwrap();
+    fs::write(src.join("sub/a[1]*.txt"), "glob\n").unwrap();
+    let (res, _, _) = backup(
+        restic(),
+        &repo,
+        &BackupRequest {
+            paths: vec![src.clone()],
+            ..BackupRequest::default()
+        },
+    );
+    let short = res.unwrap().summary.unwrap().snapshot_id;
+    let stop = StopHandle::new();
+    let limit = Duration::from_secs(60);
+
+    // Absolute source paths are kept whole in the snapshot's tree.
+    let src_path = src.to_str().unwrap().to_string();
+    let top = src_path.split('/').nth(1).unwrap().to_string();
+    let root = restic().ls(&repo, &short, "/", limit, &stop).unwrap();
+    assert!(is_hex(&root.snapshot_id, 64) && root.snapshot_id.starts_with(&short));
+    assert_eq!(root.path, "/");
+    let names = |l: &Listing| l.entries.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&root), [top]);
+    assert_eq!(root.entries[0].kind, "dir");
+    // One level only, sorted by name; the folder itself is not listed.
+    let sub = restic()
+        .ls(&repo, &short, &format!("{src_path}/sub/"), limit, &stop)
+        .unwrap();
+    assert_eq!(sub.path, format!("{src_path}/sub"));
+    assert_eq!(names(&sub), ["a[1]*.txt", "b.txt", "deeper"]);
+    assert_eq!(sub.entries[1].size, 6);
+    assert_eq!(sub.entries[1].path, format!("{src_path}/sub/b.txt"));
+    assert!(parse_rfc3339_ms(&sub.entries[1].mtime).is_some());
+
+    let err = restic()
+        .ls(&repo, &short, &format!("{src_path}/nope"), limit, &stop)
+        .unwrap_err();
+    assert!(
+        matches!(err, ResticError::PathNotInSnapshot { .. }),
+        "{err}"
+    );
+    let err = restic()
+        .ls(&repo, &short, &format!("{src_path}/a.txt"), limit, &stop)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{src_path}/a.txt in snapshot {short} is a file, not a folder; list the folder that \
+             holds it"
+        )
+    );
+    let err = restic()
+        .ls(&repo, "0123abcd", "/", limit, &stop)
+        .unwrap_err();
+    assert!(matches!(err, ResticError::NoSuchSnapshot { .. }), "{err}");
+
+    // Restore one folder: it lands below the target under its snapshot path, with the
+    // same bytes; a name with glob characters is matched literally.
+    let target = dir.path().join("restored");
+    let mut log = Vec::new();
+    let mut statuses = Vec::new();
+    let summary = restic()
+        .restore(
+            &repo,
+            &RestoreRequest {
+                snapshot_id: short.clone(),
+                path: format!("{src_path}/sub"),
+                target: target.clone(),
+            },
+            &stop,
+            &mut log,
+            &mut |s| statuses.push(s),
+        )
+        .unwrap();
+    if restic().version() < Version::new(0, 16, 0) {
+        assert_eq!(summary, None);
+        assert!(statuses.is_empty());
+        let log = String::from_utf8(log).unwrap();
+        assert!(log.contains("restoring <Snapshot"), "{log}");
+    }
+    let got = target.join(format!("{}/sub", &src_path[1..]));
+    assert_eq!(fs::read(got.join("b.txt")).unwrap(), b"world\n");
+    assert_eq!(fs::read(got.join("deeper/c.txt")).unwrap(), b"deep\n");
+    assert_eq!(fs::read(got.join("a[1]*.txt")).unwrap(), b"glob\n");
+    assert!(!target.join(&src_path[1..]).join("a.txt").exists());
+
+    let glob_only = dir.path().join("glob-only");
+    restic()
+        .restore(
+            &repo,
+            &RestoreRequest {
+                snapshot_id: short.clone(),
+                path: format!("{src_path}/sub/a[1]*.txt"),
+                target: glob_only.clone(),
+            },
+            &stop,
+            &mut Vec::new(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let restored: Vec<_> = fs::read_dir(glob_only.join(&src_path[1..]).join("sub"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(restored, ["a[1]*.txt"]);
+
+    let err = restic()
+        .restore(
+            &repo,
+            &RestoreRequest {
+                snapshot_id: "0123abcd".into(),
+                path: String::new(),
+                target: dir.path().join("never"),
+            },
+            &stop,
+            &mut Vec::new(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+    assert!(matches!(err, ResticError::NoSuchSnapshot { .. }), "{err}");
+    assert!(!dir.path().join("never").exists());
+}

@@ -4,6 +4,7 @@
 
 mod auth;
 mod backup;
+pub mod browse;
 mod command;
 mod config;
 mod dashboard;
@@ -33,6 +34,10 @@ pub fn find(service: Service, method: &str) -> Option<Unary> {
         (Service::Backrest, "RunCommand") => Some(command::run_command),
         (Service::Authentication, "Login") => Some(auth::login),
         (Service::Authentication, "HashPassword") => Some(auth::hash_password),
+        (Service::Backrest, "Restore") => Some(browse::restore),
+        (Service::Backrest, "ListSnapshotFiles") => Some(browse::list_snapshot_files),
+        (Service::Backrest, "PathAutocomplete") => Some(browse::path_autocomplete),
+        (Service::Backrest, "GetDownloadURL") => Some(browse::get_download_url),
         _ => None,
     }
 }

@@ -1,5 +1,6 @@
 //! The work the worker does, one file per kind of task (a restic command a user typed
-//! included), and what they share: the
+//! included; `restore` also lists a snapshot's folder for a waiting request), and what
+//! they share: the
 //! runner that takes an operation from PENDING through INPROGRESS to its end with a log,
 //! turning a config repo into what restic needs, learning a repo's guid, clearing stale
 //! locks, and waiting out a lock held by another live restic.
@@ -9,6 +10,7 @@ pub mod check;
 pub mod forget;
 pub mod index;
 pub mod prune;
+pub mod restore;
 pub mod run_command;
 pub mod stats;
 pub mod unlock;
@@ -179,6 +181,14 @@ pub fn run(shared: &Arc<Shared>, op_id: i64, kind: &TaskKind, stop: &StopHandle)
         TaskKind::RunCommand { command, .. } => {
             run_repo_task(shared, op_id, stop, |ctx| run_command::run(ctx, command))
         }
+        TaskKind::Restore {
+            snapshot_id,
+            path,
+            target,
+            ..
+        } => run_repo_task(shared, op_id, stop, |ctx| {
+            restore::run(ctx, snapshot_id, path, target)
+        }),
     }
 }
 

@@ -14,27 +14,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 
-fn op_by_id(fr: &Footrest, id: &str) -> Value {
-    fr.operations(json!({ "ids": [id] })).remove(0)
-}
-
-/// Waits until the operation has ended; returns it.
-fn wait_ended(fr: &Footrest, id: &str) -> Value {
-    let mut op = Value::Null;
-    wait_until(
-        &format!("operation {id} to end"),
-        Duration::from_secs(120),
-        || {
-            op = op_by_id(fr, id);
-            !matches!(
-                op["status"].as_str(),
-                Some("STATUS_PENDING" | "STATUS_INPROGRESS")
-            )
-        },
-    );
-    op
-}
-
 #[derive(Debug, PartialEq)]
 enum Node {
     Dir,
@@ -143,7 +122,7 @@ fn restore_op(fr: &Footrest, body: Value) -> Value {
     let r = fr.rpc("Restore", &body);
     assert_eq!(r.status, 200, "{}", r.text());
     let id = r.json()["operationId"].as_str().unwrap().to_string();
-    let op = wait_ended(fr, &id);
+    let op = fr.wait_ended(&id);
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     op
 }
@@ -549,7 +528,7 @@ fn a_target_filled_while_queued_is_not_restored_over() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let id = r.json()["operationId"].as_str().unwrap().to_string();
-    let pending = op_by_id(fr, &id);
+    let pending = fr.op_by_id(&id);
     assert_eq!(pending["status"], "STATUS_PENDING");
     assert_eq!(
         pending["operationRestore"]["target"],
@@ -566,7 +545,7 @@ fn a_target_filled_while_queued_is_not_restored_over() {
         .write_all(b"go\n")
         .unwrap();
     assert_eq!(held.join().unwrap().status, 200);
-    let op = wait_ended(fr, &id);
+    let op = fr.wait_ended(&id);
     assert_eq!(op["status"], "STATUS_ERROR", "{op}");
     assert!(
         op["displayMessage"]

@@ -25,27 +25,6 @@ fn snapshot_ids(sandbox: &Sandbox) -> Vec<String> {
         .collect()
 }
 
-fn op_by_id(fr: &Footrest, id: &str) -> Value {
-    fr.operations(json!({ "ids": [id] })).remove(0)
-}
-
-/// Waits until the operation has ended; returns it.
-fn wait_ended(fr: &Footrest, id: &str) -> Value {
-    let mut op = Value::Null;
-    wait_until(
-        &format!("operation {id} to end"),
-        Duration::from_secs(120),
-        || {
-            op = op_by_id(fr, id);
-            !matches!(
-                op["status"].as_str(),
-                Some("STATUS_PENDING" | "STATUS_INPROGRESS")
-            )
-        },
-    );
-    op
-}
-
 #[test]
 fn retention_keeps_exactly_what_restic_keeps() {
     let sandbox = Sandbox::new();
@@ -132,7 +111,7 @@ fn repo_tasks_prune_check_stats_forget_index_unlock() {
         let r = fr.rpc("DoRepoTask", &json!({"repoId": "local", "task": name}));
         assert_eq!(r.status, 200, "{name}: {}", r.text());
         let id = r.json()["operationId"].as_str().unwrap().to_string();
-        let op = wait_ended(&fr, &id);
+        let op = fr.wait_ended(&id);
         assert_eq!(op["status"], "STATUS_SUCCESS", "{name}: {op}");
         assert_eq!(op["planId"], "_system_");
         op
@@ -237,7 +216,7 @@ fn a_stale_lock_is_cleared_and_a_live_one_waited_for() {
     assert!(!sandbox.locks().is_empty(), "a stale lock to clear");
     let r = fr.rpc("Forget", &json!({"repoId": "local", "planId": "docs"}));
     assert_eq!(r.status, 200, "{}", r.text());
-    let op = wait_ended(&fr, r.json()["operationId"].as_str().unwrap());
+    let op = fr.wait_ended(r.json()["operationId"].as_str().unwrap());
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     assert!(sandbox.locks().is_empty());
 
@@ -263,7 +242,7 @@ fn a_stale_lock_is_cleared_and_a_live_one_waited_for() {
     // The other restic is interrupted and removes its own lock.
     unsafe { libc::kill(holder.id() as i32, libc::SIGINT) };
     let _ = holder.wait_with_output();
-    let op = wait_ended(&fr, &id);
+    let op = fr.wait_ended(&id);
     assert_eq!(op["status"], "STATUS_SUCCESS", "{op}");
     assert_eq!(
         op.get("displayMessage"),
@@ -309,7 +288,7 @@ fn cancel_a_queued_and_a_running_backup() {
     assert_eq!(r.status, 200, "{}", r.text());
     second.join().unwrap().assert_error(499, "canceled");
     assert_eq!(
-        op_by_id(&fr, queued["id"].as_str().unwrap())["status"],
+        fr.op_by_id(queued["id"].as_str().unwrap())["status"],
         "STATUS_USER_CANCELLED"
     );
 
@@ -318,7 +297,7 @@ fn cancel_a_queued_and_a_running_backup() {
     let r = fr.rpc("Cancel", &json!({"operationId": running["id"]}));
     assert_eq!(r.status, 200, "{}", r.text());
     first.join().unwrap().assert_error(499, "canceled");
-    let op = op_by_id(&fr, running["id"].as_str().unwrap());
+    let op = fr.op_by_id(running["id"].as_str().unwrap());
     assert_eq!(op["status"], "STATUS_USER_CANCELLED");
     assert!(sandbox.locks().is_empty(), "a lock was left");
 

@@ -248,6 +248,28 @@ impl Footrest {
         }
     }
 
+    /// One operation, by id.
+    pub fn op_by_id(&self, id: &str) -> Value {
+        self.operations(json!({ "ids": [id] })).remove(0)
+    }
+
+    /// Waits until the operation has ended; returns it.
+    pub fn wait_ended(&self, id: &str) -> Value {
+        let mut op = Value::Null;
+        wait_until(
+            &format!("operation {id} to end"),
+            Duration::from_secs(120),
+            || {
+                op = self.op_by_id(id);
+                !matches!(
+                    op["status"].as_str(),
+                    Some("STATUS_PENDING" | "STATUS_INPROGRESS")
+                )
+            },
+        );
+        op
+    }
+
     pub fn signal(&self, sig: i32) {
         let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
         assert_eq!(rc, 0, "kill({sig})");

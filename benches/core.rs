@@ -13,6 +13,10 @@
 //! Environment: `BENCH_ROUNDS` (backup rounds, default 5), `BENCH_OPS` (oplog size,
 //! default 100000), `BENCH_FILES` (files in the tree, default 10000).
 
+mod common;
+
+use common::{cores, cpu_model, env_num, median, restic_version};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -30,13 +34,6 @@ const PASSWORD: &str = "bench-password";
 /// base64 of the bcrypt hash (cost 10) of `changeme`.
 const CHANGEME_HASH: &str =
     "JDJhJDEwJC9iekxLWkN5Z056QUlidjhmZmwyMy45TmNXVE1PNnNVRTViLmtUclBpcHVnd1IxaGpzOHFh";
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/footrest");
@@ -465,42 +462,4 @@ fn auth_throughput(bin: &Path) {
         "| bcrypt checks per second (cost 10; the ceiling of bcrypt on every call) | {bcrypt:.1} /s |"
     );
     println!("| ratio | {:.0}x |", cached / bcrypt);
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn restic_version() -> String {
-    Command::new("restic")
-        .arg("version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }

@@ -376,7 +376,7 @@ fn get_operations(bin: &Path, count: usize) {
         (
             "planId + lastN 100",
             r#"{"selector":{"planId":"plan-7"},"lastN":"100"}"#,
-            100,
+            (count / 100).min(100),
         ),
         (
             "planId (1% of the log)",

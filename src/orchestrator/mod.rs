@@ -668,16 +668,22 @@ impl Shared {
     }
 
     /// Ends an operation that never ran.
-    fn end_op(&self, op_id: i64, status: OperationStatus, message: &str) {
+    fn end_op(&self, op_id: i64, status: OperationStatus, message: &str) -> Option<Operation> {
         match self.oplog.get(op_id) {
-            Ok(Some(mut op)) if !op.status.is_finished() => {
-                op.status = status;
-                op.display_message = message.to_string();
-                op.unix_time_end_ms = self.clock.now_ms();
-                self.finish_op(&mut op);
+            Ok(Some(mut op)) => {
+                if !op.status.is_finished() {
+                    op.status = status;
+                    op.display_message = message.to_string();
+                    op.unix_time_end_ms = self.clock.now_ms();
+                    self.finish_op(&mut op);
+                }
+                Some(op)
             }
-            Ok(_) => {}
-            Err(e) => error!("could not read operation {op_id}: {e}"),
+            Ok(None) => None,
+            Err(e) => {
+                error!("could not read operation {op_id}: {e}");
+                None
+            }
         }
     }
 
@@ -713,20 +719,11 @@ impl Shared {
         }
     }
 
+    /// Ends a task that never ran and answers whoever waits for it.
     fn end_unstarted(&self, task: Task, status: OperationStatus, message: &str) {
-        let mut op = match self.oplog.get(task.op_id) {
-            Ok(Some(op)) => op,
-            Ok(None) => return,
-            Err(e) => {
-                error!("could not read operation {}: {e}", task.op_id);
-                return;
-            }
-        };
-        op.status = status;
-        op.display_message = message.to_string();
-        op.unix_time_end_ms = self.clock.now_ms();
-        self.finish_op(&mut op);
-        if let Some(done) = task.done {
+        if let Some(op) = self.end_op(task.op_id, status, message)
+            && let Some(done) = task.done
+        {
             done.finish(op);
         }
     }

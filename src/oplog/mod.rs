@@ -1,7 +1,7 @@
 //! The operation history in SQLite: schema and migrations, id/modno/flow assignment,
 //! selector queries (including the GetOperations fast path that hands out stored JSON),
 //! the look-ups the scheduler needs, the facts of recent backups for summaries
-//! (`backups`), the start-up repair of interrupted operations,
+//! (`backups`), the figures a metrics scrape reads (`gauges`), the start-up repair of interrupted operations,
 //! history clearing and upkeep (`history`), and change events for subscribers.
 //! It knows nothing about restic, HTTP or scheduling: callers hand it finished
 //! [`Operation`] values and it stores, finds and announces them.
@@ -12,6 +12,7 @@
 
 mod backups;
 mod error;
+mod gauges;
 mod history;
 mod schema;
 mod selector;
@@ -26,6 +27,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 
 pub use backups::BackupFacts;
 pub use error::OpLogError;
+pub use gauges::{NextBackup, Outcome};
 pub use history::{FORGOTTEN_SNAPSHOT_MAX_AGE_DAYS, HistoryLimits, HistoryRule};
 
 use crate::proto::{self, Op, OpSelector, Operation, OperationStatus};

@@ -67,6 +67,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX operations_live_snapshots ON operations (flow_id)
         WHERE kind = 'operationIndexSnapshot'
           AND json_extract(json, '$.operationIndexSnapshot.forgot') IS NOT 1;",
+    // 3: indexes for a metrics scrape (`gauges`).
+    // - status_counts (partial on a condition no other query states, `status >= 0`, true
+    //   of every row): the operations per status, one walk of a one-column index in
+    //   status order. Partial so that the planner never picks this unselective index
+    //   for the queries that filter on status among other columns.
+    // - live_snapshots_by_repo (partial, same condition as live_snapshots): the
+    //   snapshots per repo, counted without reading a row.
+    "CREATE INDEX operations_status_counts ON operations (status) WHERE status >= 0;
+    CREATE INDEX operations_live_snapshots_by_repo ON operations (repo_id, snapshot_id)
+        WHERE kind = 'operationIndexSnapshot'
+          AND json_extract(json, '$.operationIndexSnapshot.forgot') IS NOT 1;",
 ];
 
 /// Brings the database up to the newest schema; a no-op when it is there already.

@@ -1545,7 +1545,9 @@ fn a_version_1_log_gains_the_upkeep_indexes() {
         .unwrap()
         .execute_batch(
             "DROP INDEX operations_by_kind; DROP INDEX operations_pending;
-             DROP INDEX operations_live_snapshots; UPDATE schema_version SET version = 1;",
+             DROP INDEX operations_live_snapshots; DROP INDEX operations_status_counts;
+             DROP INDEX operations_live_snapshots_by_repo;
+             UPDATE schema_version SET version = 1;",
         )
         .unwrap();
     let log = OpLog::open(&path).unwrap();

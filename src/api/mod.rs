@@ -4,13 +4,16 @@
 //! (`GetLogs`, `GetOperationEvents`) must be called with `application/connect+json`;
 //! it passes the same checks, and then `rpc::streams` answers it.
 //! `GET /download/<token>/<path>` goes to the download of a restored file (the signed
-//! token is that route's credential). Nothing below
+//! token is that route's credential). `GET /metrics` (Prometheus) and `GET /` (the status
+//! page) take the same credentials as the RPCs. Nothing below
 //! `api` knows about HTTP.
 
 pub mod auth;
 pub mod connect;
+pub mod metrics;
 pub mod rpc;
 pub mod server;
+pub mod status_page;
 
 use std::sync::Arc;
 
@@ -46,6 +49,11 @@ impl Api {
         // Download links carry their own credential (a signed token), not Basic/Bearer.
         if let Some(rest) = req.path.strip_prefix("/download/") {
             return rpc::browse::download(&self.app, req, rest);
+        }
+        match req.path.as_str() {
+            "/metrics" => return self.get_page(req, metrics::serve),
+            "/" | "/index.html" => return self.get_page(req, status_page::serve),
+            _ => {}
         }
         let Some((service, method)) = connect::parse_path(&req.path) else {
             return ApiError::not_found(format!("no such path: {}", req.path)).response();
@@ -94,6 +102,28 @@ impl Api {
                 e.response()
             }
         }
+    }
+}
+
+impl Api {
+    /// A page read with GET (metrics, the status page), behind the API's credentials.
+    fn get_page(&self, req: &Request, page: fn(&App) -> Response) -> Response {
+        if req.method != "GET" {
+            return Response::error(
+                405,
+                "unimplemented",
+                &format!("{} is not allowed here; use GET", req.method),
+            )
+            .with_header("Allow", "GET");
+        }
+        if let Err(e) = self
+            .app
+            .auth
+            .check(req.header("authorization"), req.peer.ip())
+        {
+            return e.response();
+        }
+        page(&self.app)
     }
 }
 

@@ -107,6 +107,12 @@ impl Browser {
 
     /// One WebDriver command; returns its `value`, panicking on a WebDriver error.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|v| panic!("WebDriver {method} {path}: {v}"))
+    }
+
+    /// One WebDriver command: its `value`, or the error value WebDriver answered.
+    fn try_call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Value> {
         let url = format!("{}{path}", self.base);
         let response = match method {
             "GET" => self.agent.get(&url).call(),
@@ -122,8 +128,11 @@ impl Browser {
         let text = response.body_mut().read_to_string().unwrap();
         let v: Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}: {text}"));
-        assert_eq!(status, 200, "WebDriver {method} {path}: {v}");
-        v["value"].clone()
+        if status == 200 {
+            Ok(v["value"].clone())
+        } else {
+            Err(v["value"].clone())
+        }
     }
 
     fn session(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
@@ -168,16 +177,26 @@ impl Browser {
     }
 
     /// Clicks the element the CSS selector finds, as a user would (WebDriver's click).
+    /// The page redraws its tables every two seconds; an element replaced between
+    /// finding and clicking it is found again, as a person would click the new one.
     fn click(&self, css: &str) {
-        let el = self.session(
-            "POST",
-            "/element",
-            Some(&json!({"using": "css selector", "value": css})),
-        );
-        let id = el[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {el}"));
-        self.session("POST", &format!("/element/{id}/click"), Some(&json!({})));
+        for _ in 0..5 {
+            let el = self.session(
+                "POST",
+                "/element",
+                Some(&json!({"using": "css selector", "value": css})),
+            );
+            let id = el[ELEMENT]
+                .as_str()
+                .unwrap_or_else(|| panic!("no element {css}: {el}"));
+            let path = format!("/session/{}/element/{id}/click", self.session);
+            match self.try_call("POST", &path, Some(&json!({}))) {
+                Ok(_) => return,
+                Err(e) if e["error"] == "stale element reference" => continue,
+                Err(e) => panic!("clicking {css}: {e}"),
+            }
+        }
+        panic!("{css} was replaced five times while being clicked");
     }
 
     /// The browser's console messages so far.

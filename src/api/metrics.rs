@@ -386,11 +386,18 @@ pub fn gather(app: &App) -> Result<Facts, ApiError> {
     let next = oplog.next_backups()?;
     let mut plans = Vec::with_capacity(config.plans.len());
     for plan in &config.plans {
+        let last = oplog.last_outcome(&plan.repo, &plan.id, "operationBackup")?;
+        // When the last outcome is a success it is also the last success: one query
+        // less per plan in the usual case.
+        let last_success_end_ms = match &last {
+            Some(o) if succeeded(o.status) => Some(o.end_ms),
+            _ => oplog.last_success_end(&plan.repo, &plan.id, "operationBackup")?,
+        };
         plans.push(PlanFacts {
             plan_id: plan.id.clone(),
             repo_id: plan.repo.clone(),
-            last: oplog.last_outcome(&plan.repo, &plan.id, "operationBackup")?,
-            last_success_end_ms: oplog.last_success_end(&plan.repo, &plan.id, "operationBackup")?,
+            last,
+            last_success_end_ms,
             next_ms: next
                 .iter()
                 .find(|n| n.plan_id == plan.id && n.repo_id == plan.repo)

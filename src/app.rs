@@ -234,9 +234,7 @@ pub fn init_config(path: &Path, data_dir: &Path, user: &str) -> Result<String, S
             ))
         })?;
     let password = config::random_alphanumeric(24).map_err(|e| {
-        StartError::Other(format!(
-            "cannot read /dev/urandom to make a password: {e}"
-        ))
+        StartError::Other(format!("cannot read /dev/urandom to make a password: {e}"))
     })?;
     let hash = crate::api::auth::hash_password(&password).map_err(StartError::Other)?;
     let auth = config::Auth {

@@ -212,9 +212,17 @@ mod tests {
         let sock = ("NOTIFY_SOCKET", "/run/systemd/notify");
         let s = vars(&[sock, ("WATCHDOG_USEC", "60000000")], 7).unwrap();
         assert_eq!(s.watchdog_interval(), Some(Duration::from_secs(30)));
-        let s = vars(&[sock, ("WATCHDOG_USEC", "60000000"), ("WATCHDOG_PID", "7")], 7).unwrap();
+        let s = vars(
+            &[sock, ("WATCHDOG_USEC", "60000000"), ("WATCHDOG_PID", "7")],
+            7,
+        )
+        .unwrap();
         assert_eq!(s.watchdog_interval(), Some(Duration::from_secs(30)));
-        let s = vars(&[sock, ("WATCHDOG_USEC", "60000000"), ("WATCHDOG_PID", "8")], 7).unwrap();
+        let s = vars(
+            &[sock, ("WATCHDOG_USEC", "60000000"), ("WATCHDOG_PID", "8")],
+            7,
+        )
+        .unwrap();
         assert_eq!(s.watchdog_interval(), None);
         for bad in ["0", "", "soon", "-5"] {
             let s = vars(&[sock, ("WATCHDOG_USEC", bad)], 7).unwrap();

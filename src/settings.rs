@@ -100,9 +100,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, Strin
             }
             "--max-body" => out.max_body = Some(number("--max-body", &value("--max-body")?)?),
             "--user" => out.user = Some(value("--user")?),
-            "serve" | "check-config" | "init-config" | "hash-password"
-                if out.command.is_none() =>
-            {
+            "serve" | "check-config" | "init-config" | "hash-password" if out.command.is_none() => {
                 out.command = Some(match flag.as_str() {
                     "serve" => Command::Serve,
                     "check-config" => Command::CheckConfig,
@@ -354,13 +352,19 @@ mod tests {
             }
         }
         for expected in ["--config", "--user", "init-config", "hash-password", "-V"] {
-            assert!(words.contains(&expected), "{expected} not found in parse_args");
+            assert!(
+                words.contains(&expected),
+                "{expected} not found in parse_args"
+            );
         }
         for word in &words {
             let listed = USAGE
                 .split(|c: char| c.is_whitespace() || c == '|' || c == '[' || c == ']')
                 .any(|w| w == *word);
-            assert!(listed, "{word} is accepted but missing from footrest --help");
+            assert!(
+                listed,
+                "{word} is accepted but missing from footrest --help"
+            );
             assert!(
                 parse_args([word.to_string(), "1".into()]).is_ok()
                     || parse_args([word.to_string()]).is_ok(),
@@ -380,7 +384,10 @@ mod tests {
         }
         assert!(USAGE.lines().count() <= 45, "the help text grew long");
         for line in USAGE.lines() {
-            assert!(line.chars().count() <= 84, "too wide for a terminal: {line}");
+            assert!(
+                line.chars().count() <= 84,
+                "too wide for a terminal: {line}"
+            );
         }
     }
 

@@ -1,0 +1,348 @@
+//! What a Debian or Raspberry Pi OS user installs: the `.deb` that `cargo deb` builds
+//! (inspected with `dpkg-deb`), the systemd unit and its unprivileged drop-in (checked
+//! by `systemd-analyze verify` and `security`), and `footrest init-config`, which the
+//! package's postinst runs to write the first config (run here for real, then the
+//! password it printed logs in to the real server).
+//!
+//! The .deb is built from the binary this test run already built (`--no-build`, the
+//! test profile's binary, stripped by cargo-deb), so the test costs seconds, not a
+//! release build. scripts/ensure-deps installs cargo-deb and systemd-analyze.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use serde_json::json;
+
+const UNIT: &str = include_str!("../packaging/footrest.service");
+const DROP_IN: &str = include_str!("../packaging/unprivileged.conf");
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().expect("run a command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `init-config`'s run: its exit status and what it printed.
+fn init_config(sandbox: &Sandbox, user: &str) -> Output {
+    Command::new(BIN)
+        .args(["init-config", "--user", user, "--config"])
+        .arg(sandbox.config_path())
+        .arg("--data-dir")
+        .arg(sandbox.data_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn init_config_writes_a_private_config_whose_printed_password_logs_in() {
+    let sandbox = Sandbox::new();
+    let out = init_config(&sandbox, "pi");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out);
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Log in as user pi with password: "))
+        .unwrap_or_else(|| panic!("no password line in:\n{stdout}"))
+        .to_string();
+    assert!(
+        password.len() >= 20,
+        "a short password: {} chars",
+        password.len()
+    );
+
+    // Private, valid, auth on, only the hash in the file.
+    let config_path = sandbox.config_path();
+    let mode = std::fs::metadata(&config_path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let data_mode = std::fs::metadata(sandbox.data_dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(data_mode & 0o777, 0o700);
+    let file = std::fs::read_to_string(&config_path).unwrap();
+    assert!(
+        !file.contains(&password),
+        "the password itself is in the file"
+    );
+    let config: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(config["auth"]["users"][0]["name"], "pi");
+    assert_ne!(config["auth"]["disabled"], json!(true));
+    let check = Command::new(BIN)
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+
+    // The real server takes the printed password, and only it.
+    let fr = Footrest::start(&sandbox);
+    assert_eq!(fr.rpc("GetOperations", &json!({})).status, 401);
+    let fr = fr.with_credentials("pi", "not the password");
+    assert_eq!(fr.rpc("GetOperations", &json!({})).status, 401);
+    let fr = fr.with_credentials("pi", &password);
+    assert_eq!(fr.rpc("GetOperations", &json!({})).status, 200);
+    // The starter plan backs up for real.
+    let r = fr.rpc("Backup", &json!({"value": "example"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        !fr.stderr().contains(&password),
+        "the password reached the log"
+    );
+    drop(fr);
+
+    // A second run refuses and leaves the file as it is (footrest wrote the repo's
+    // guid into it meanwhile).
+    let before = std::fs::read(&config_path).unwrap();
+    let again = init_config(&sandbox, "someone");
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(
+        text(&again).is_empty(),
+        "printed something: {}",
+        text(&again)
+    );
+    assert_eq!(std::fs::read(&config_path).unwrap(), before);
+}
+
+/// The unit with ExecStart pointing at the binary under test (verify checks it exists).
+fn unit_dir(drop_in: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = UNIT.replace("ExecStart=/usr/bin/footrest", &format!("ExecStart={BIN}"));
+    std::fs::write(dir.path().join("footrest.service"), unit).unwrap();
+    if drop_in {
+        let d = dir.path().join("footrest.service.d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("unprivileged.conf"), DROP_IN).unwrap();
+    }
+    dir
+}
+
+fn systemd_analyze(dir: &Path, args: &[&str]) -> Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        .arg(dir.join("footrest.service"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("systemd-analyze (scripts/ensure-deps installs systemd)")
+}
+
+#[test]
+fn the_unit_and_its_unprivileged_variant_verify_and_are_hardened() {
+    for drop_in in [false, true] {
+        let dir = unit_dir(drop_in);
+        // No unknown key, no bad value, nothing missing: systemd says nothing at all.
+        let out = systemd_analyze(dir.path(), &["verify"]);
+        assert!(
+            out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
+            "drop-in {drop_in}: {}{}",
+            text(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // systemd's own exposure score (0 safest, 10 none): at most 3.0 as root, 2.0
+        // as the footrest user.
+        let threshold = if drop_in {
+            "--threshold=20"
+        } else {
+            "--threshold=30"
+        };
+        let out = systemd_analyze(dir.path(), &["security", "--offline=true", threshold]);
+        assert!(
+            out.status.success(),
+            "drop-in {drop_in}: exposure above {threshold}:\n{}",
+            text(&out)
+        );
+    }
+
+    let keys: Vec<(&str, &str)> = UNIT
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let has = |k: &str, v: &str| keys.contains(&(k, v));
+    for (k, v) in [
+        ("Type", "notify"),
+        ("ExecStart", "/usr/bin/footrest serve"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        ("KillMode", "mixed"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "read-only"),
+        ("PrivateTmp", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("StateDirectory", "footrest"),
+        ("ConfigurationDirectory", "footrest"),
+        ("ReadWritePaths", "/etc/footrest"),
+        ("Environment", "BACKREST_CONFIG=/etc/footrest/config.json"),
+        ("Environment", "BACKREST_DATA=/var/lib/footrest"),
+        ("RestartPreventExitStatus", "2"),
+    ] {
+        assert!(has(k, v), "the unit lacks {k}={v}");
+    }
+    assert!(!keys.iter().any(|(k, _)| *k == "User"), "root by default");
+    let secs = |key: &str| -> u64 {
+        let v = keys.iter().find(|(k, _)| *k == key).unwrap().1;
+        v.parse()
+            .unwrap_or_else(|_| panic!("{key}={v} is not in seconds"))
+    };
+    // footrest gives restic 30 s, then unlocks; systemd must wait longer than that.
+    assert!(secs("TimeoutStopSec") > 40, "TimeoutStopSec too short");
+    assert!(secs("WatchdogSec") >= 10);
+    // The documented ways to widen the sandbox are in the unit itself.
+    assert!(
+        UNIT.contains("#       ReadWritePaths="),
+        "restore targets undocumented"
+    );
+    assert!(UNIT.contains("/usr/share/footrest/unprivileged.conf"));
+    assert!(DROP_IN.contains("User=footrest"));
+}
+
+/// Builds the .deb into a temp dir with cargo-deb, from the binary already built.
+fn build_deb(out_dir: &Path) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    // The binary under test is the dev profile's: cargo-deb takes it as it is
+    // (stripped) instead of making a release build.
+    let profile_dir = Path::new(BIN).parent().unwrap();
+    assert_eq!(profile_dir.file_name().unwrap(), "debug", "{BIN}");
+    run(Command::new(cargo)
+        .args(["deb", "--no-build", "--profile", "dev", "--fast", "--quiet"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--output")
+        .arg(out_dir));
+    let debs: Vec<PathBuf> = std::fs::read_dir(out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    assert_eq!(debs.len(), 1, "{debs:?}");
+    debs.into_iter().next().unwrap()
+}
+
+#[test]
+fn the_debian_package_holds_the_binary_unit_scripts_and_no_config() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let deb = build_deb(out_dir.path());
+    let dpkg = |args: &[&str]| text(&run(Command::new("dpkg-deb").args(args).arg(&deb)));
+
+    // Control fields.
+    let field = |name: &str| -> String {
+        dpkg(&["--field"])
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {name} field"))
+    };
+    assert_eq!(field("Package"), "footrest");
+    assert_eq!(field("Version"), format!("{}-1", env!("CARGO_PKG_VERSION")));
+    let depends: Vec<String> = field("Depends")
+        .split(',')
+        .map(|d| d.split_whitespace().next().unwrap().to_string())
+        .collect();
+    for dep in ["restic", "adduser", "libc6"] {
+        assert!(
+            depends.iter().any(|d| d == dep),
+            "Depends lacks {dep}: {depends:?}"
+        );
+    }
+    assert!(dpkg(&["--info"]).contains("footrest runs restic backups"));
+
+    // Files, their modes and owners (uid/gid 0: root).
+    let contents = dpkg(&["--contents"]);
+    let entry = |path: &str| -> (String, String) {
+        let line = contents
+            .lines()
+            .find(|l| l.ends_with(&format!(" ./{path}")))
+            .unwrap_or_else(|| panic!("{path} is not in the package:\n{contents}"));
+        let mut f = line.split_whitespace();
+        (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+    };
+    let exe = ("-rwxr-xr-x".to_string(), "0/0".to_string());
+    let doc = ("-rw-r--r--".to_string(), "0/0".to_string());
+    assert_eq!(entry("usr/bin/footrest"), exe);
+    assert_eq!(entry("usr/lib/systemd/system/footrest.service"), doc);
+    assert_eq!(entry("usr/share/footrest/unprivileged.conf"), doc);
+    assert_eq!(entry("usr/share/doc/footrest/README.md"), doc);
+    assert_eq!(entry("usr/share/doc/footrest/copyright"), doc);
+    // Nothing under /etc: the config is made by postinst, never shipped.
+    assert!(
+        !contents.lines().any(|l| l.contains(" ./etc")),
+        "the package ships files in /etc:\n{contents}"
+    );
+
+    // The unit shipped is the one in packaging/, and the binary runs.
+    let root = tempfile::tempdir().unwrap();
+    run(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(root.path()));
+    let shipped =
+        std::fs::read_to_string(root.path().join("usr/lib/systemd/system/footrest.service"))
+            .unwrap();
+    assert_eq!(shipped, UNIT);
+    let version = run(Command::new(root.path().join("usr/bin/footrest")).arg("--version"));
+    assert_eq!(
+        text(&version).trim(),
+        format!("footrest {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    // Maintainer scripts: present, executable, valid sh; no conffiles.
+    let control = tempfile::tempdir().unwrap();
+    run(Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&deb)
+        .arg(control.path()));
+    assert!(
+        !control.path().join("conffiles").exists(),
+        "conffiles: {}",
+        std::fs::read_to_string(control.path().join("conffiles")).unwrap_or_default()
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        let path = control.path().join(script);
+        let mode = std::fs::metadata(&path)
+            .unwrap_or_else(|_| panic!("no {script}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "{script}");
+        run(Command::new("sh").arg("-n").arg(&path));
+    }
+    let postinst = std::fs::read_to_string(control.path().join("postinst")).unwrap();
+    let init = postinst
+        .find("footrest init-config")
+        .expect("postinst runs init-config");
+    assert!(
+        postinst.contains("adduser --system"),
+        "postinst makes no system user"
+    );
+    let enable = postinst
+        .find("deb-systemd-helper enable footrest.service")
+        .expect("postinst enables the unit");
+    let start = postinst
+        .find("deb-systemd-invoke")
+        .expect("postinst starts the unit");
+    assert!(
+        init < enable && init < start,
+        "the service starts before its config exists"
+    );
+    assert!(!postinst.contains("#DEBHELPER#"));
+    let postrm = std::fs::read_to_string(control.path().join("postrm")).unwrap();
+    assert!(postrm.contains("\"purge\"") && postrm.contains("/var/lib/footrest"));
+}

@@ -219,12 +219,22 @@ fn the_unit_and_its_unprivileged_variant_verify_and_are_hardened() {
 fn build_deb(out_dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    // The binary under test is the dev profile's: cargo-deb takes it as it is
-    // (stripped) instead of making a release build.
-    let profile_dir = Path::new(BIN).parent().unwrap();
-    assert_eq!(profile_dir.file_name().unwrap(), "debug", "{BIN}");
+    // The binary under test (the dev profile's, unless the tests were built with
+    // another): cargo-deb packs it as it is, stripped, instead of making a release build.
+    let profile_dir = Path::new(BIN).parent().unwrap().file_name().unwrap();
+    let profile = match profile_dir.to_str().unwrap() {
+        "debug" => "dev",
+        other => other,
+    };
     run(Command::new(cargo)
-        .args(["deb", "--no-build", "--profile", "dev", "--fast", "--quiet"])
+        .args([
+            "deb",
+            "--no-build",
+            "--profile",
+            profile,
+            "--fast",
+            "--quiet",
+        ])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--output")

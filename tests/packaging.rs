@@ -356,3 +356,114 @@ fn the_debian_package_holds_the_binary_unit_scripts_and_no_config() {
     let postrm = std::fs::read_to_string(control.path().join("postrm")).unwrap();
     assert!(postrm.contains("\"purge\"") && postrm.contains("/var/lib/footrest"));
 }
+
+/// `KEY=value` of every `Environment=` line of the unit: what the service runs with.
+fn unit_environment() -> Vec<(String, String)> {
+    UNIT.lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs a shell script in a private mount namespace, with /proc mounted in `root`
+/// and chrooted there (`CHROOT` in the script). The namespace ends with the process,
+/// so nothing stays mounted.
+fn in_chroot(root: &Path, script: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-ec"])
+        .arg(format!(
+            "mount -t proc proc \"$ROOT/proc\"\nCHROOT=\"chroot $ROOT\"\n{script}"
+        ))
+        .env("ROOT", root);
+    cmd
+}
+
+/// The package installed for real: a minimal Debian of the host's release made by
+/// debootstrap (with restic and adduser), `dpkg -i` in it, the printed password logs
+/// in to the installed footrest running with the unit's environment, a backup, then
+/// `dpkg --purge`.
+#[test]
+fn the_package_installs_in_a_fresh_debian_and_its_password_logs_in() {
+    let work = tempfile::tempdir().unwrap();
+    let deb = build_deb(work.path());
+    let root = work.path().join("root");
+    let release = std::fs::read_to_string("/etc/os-release")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME=").map(str::to_string))
+        .expect("VERSION_CODENAME in /etc/os-release");
+    run(Command::new("debootstrap").args([
+        "--variant=minbase",
+        "--include=adduser,restic",
+        &release,
+        root.to_str().unwrap(),
+    ]));
+    std::fs::copy(&deb, root.join("tmp/footrest.deb")).unwrap();
+
+    // Install: the user, the config, the password printed once.
+    let out = run(&mut in_chroot(&root, "$CHROOT dpkg -i /tmp/footrest.deb"));
+    let stdout = text(&out);
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Log in as user admin with password: "))
+        .unwrap_or_else(|| panic!("no password printed:\n{stdout}"))
+        .to_string();
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert!(
+        passwd.lines().any(|l| l.starts_with("footrest:")),
+        "{passwd}"
+    );
+    let config = root.join("etc/footrest/config.json");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!root.join("var/lib/dpkg/info/footrest.conffiles").exists());
+    assert!(
+        !std::fs::read_to_string(&config)
+            .unwrap()
+            .contains(&password)
+    );
+
+    // Run it as the unit does (its Environment= lines), on a free port.
+    let env: String = unit_environment()
+        .iter()
+        .map(|(k, v)| format!("{k}={v} "))
+        .collect();
+    let mut cmd = in_chroot(
+        &root,
+        &format!(
+            "exec $CHROOT env -i PATH=/usr/bin:/bin {env} /usr/bin/footrest serve --bind 127.0.0.1:0"
+        ),
+    );
+    cmd.env_remove("NOTIFY_SOCKET");
+    let fr = Footrest::spawn(cmd);
+    assert_eq!(fr.rpc("GetOperations", &json!({})).status, 401);
+    let mut fr = fr.with_credentials("admin", &password);
+    let r = fr.rpc("Backup", &json!({"value": "example"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    fr.signal(libc::SIGTERM);
+    assert_eq!(
+        fr.wait_exit(std::time::Duration::from_secs(60)).code(),
+        Some(0)
+    );
+    assert!(!fr.stderr().contains(&password));
+    // The repo's guid was written back into the config the package made.
+    assert!(
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("\"guid\"")
+    );
+
+    // Purge: state goes; the starter repository holds a backup, so it stays, with
+    // the config that holds its password.
+    let out = run(&mut in_chroot(&root, "$CHROOT dpkg --purge footrest"));
+    assert!(
+        text(&out).contains("kept /var/lib/footrest/repo"),
+        "{}",
+        text(&out)
+    );
+    assert!(root.join("var/lib/footrest/repo/config").exists());
+    assert!(config.exists());
+    assert!(!root.join("var/lib/footrest/oplog.sqlite").exists());
+    assert!(!root.join("usr/bin/footrest").exists());
+}

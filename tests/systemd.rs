@@ -24,7 +24,8 @@ fn command(sandbox: &Sandbox) -> Command {
         .arg("--data-dir")
         .arg(sandbox.data_dir())
         .args(["--bind", "127.0.0.1:0"])
-        .env_remove("WATCHDOG_PID");
+        .env_remove("WATCHDOG_PID")
+        .env_remove("FOOTREST_LOG");
     cmd
 }
 

@@ -457,6 +457,30 @@ fn the_package_installs_in_a_fresh_debian_and_its_password_logs_in() {
             .contains("\"guid\"")
     );
 
+    // The unprivileged variant: the drop-in's ExecStartPre (systemd hands over
+    // /var/lib/footrest itself), then footrest as the `footrest` user.
+    let pre = DROP_IN
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStartPre=+"))
+        .expect("the drop-in gives the config folder to footrest");
+    let mut cmd = in_chroot(
+        &root,
+        &format!(
+            "$CHROOT {pre}\n$CHROOT chown -R footrest:footrest /var/lib/footrest\n\
+             exec $CHROOT setpriv --reuid footrest --regid footrest --init-groups \
+             env -i PATH=/usr/bin:/bin {env} /usr/bin/footrest serve --bind 127.0.0.1:0"
+        ),
+    );
+    cmd.env_remove("NOTIFY_SOCKET");
+    let mut fr = Footrest::spawn(cmd).with_credentials("admin", &password);
+    let r = fr.rpc("Backup", &json!({"value": "example"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    fr.signal(libc::SIGTERM);
+    assert_eq!(
+        fr.wait_exit(std::time::Duration::from_secs(60)).code(),
+        Some(0)
+    );
+
     // Purge: state goes; the starter repository holds a backup, so it stays, with
     // the config that holds its password.
     let out = run(&mut in_chroot(&root, "$CHROOT dpkg --purge footrest"));

@@ -3,13 +3,15 @@
 //! by `systemd-analyze verify` and `security`), and `footrest init-config`, which the
 //! package's postinst runs to write the first config (run here for real, then the
 //! password it printed logs in to the real server). Last, the package is installed
-//! with dpkg in a fresh minimal Debian made by debootstrap (about a minute and 250 MB
-//! in a temp dir), run there with the unit's environment, and purged.
+//! with dpkg in a fresh minimal Debian made by debootstrap (about a minute and 300 MB
+//! in a temp dir), run there with the unit's environment, booted with systemd
+//! (systemd-nspawn) to drive footrest.service as root and as the unprivileged
+//! variant, and purged.
 //!
 //! The .deb is built from the binary this test run already built (`--no-build`, the
 //! test profile's binary, stripped by cargo-deb), so building it costs seconds, not a
-//! release build. scripts/ensure-deps installs cargo-deb, systemd-analyze and
-//! debootstrap.
+//! release build. scripts/ensure-deps installs cargo-deb, systemd-analyze,
+//! debootstrap and systemd-nspawn.
 
 mod common;
 
@@ -22,6 +24,32 @@ use serde_json::json;
 
 const UNIT: &str = include_str!("../packaging/footrest.service");
 const DROP_IN: &str = include_str!("../packaging/unprivileged.conf");
+
+/// Run at boot inside the installed system: prints `STEP KEY=value` lines of what
+/// systemd and footrest did, for the test to read.
+const SELFTEST: &str = r#"exec > /root/selftest.out.tmp 2>&1
+PW=$(cat /root/pw)
+call() { curl -s -o /dev/null -w '%{http_code}' -X POST "localhost:9898/v1.Backrest/$1" \
+  -H 'Content-Type: application/json' -d "$2" -u "admin:$PW"; }
+for i in $(seq 60); do systemctl is-active -q footrest && break; sleep 1; done
+systemctl show footrest -p ActiveState -p SubState -p StatusText -p WatchdogUSec -p NRestarts | sed 's/^/boot /'
+echo "login $(call GetOperations '{}')"
+systemctl reload footrest; echo "reload rc=$?"
+for i in $(seq 30); do journalctl -u footrest | grep -q 'SIGHUP: reloading' && break; sleep 1; done
+echo "reload journal=$(journalctl -u footrest | grep -c 'SIGHUP: reloading')"
+systemctl stop footrest
+systemctl show footrest -p Result | sed 's/^/stop /'
+mkdir -p /etc/systemd/system/footrest.service.d
+ln -s /usr/share/footrest/unprivileged.conf /etc/systemd/system/footrest.service.d/
+systemctl daemon-reload
+systemctl start footrest
+echo "unprivileged user=$(ps -o user= -p "$(systemctl show -p MainPID --value footrest)")"
+echo "unprivileged backup $(call Backup '{"value": "example"}')"
+systemctl stop footrest
+systemctl show footrest -p Result | sed 's/^/unprivileged stop /'
+journalctl -u footrest --no-pager | tail -40
+mv /root/selftest.out.tmp /root/selftest.out
+"#;
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.stdin(Stdio::null()).output().expect("run a command");
@@ -270,7 +298,7 @@ fn the_debian_package_holds_the_binary_unit_scripts_and_no_config() {
         .split(',')
         .map(|d| d.split_whitespace().next().unwrap().to_string())
         .collect();
-    for dep in ["restic", "adduser", "libc6"] {
+    for dep in ["restic", "adduser", "procps", "libc6"] {
         assert!(
             depends.iter().any(|d| d == dep),
             "Depends lacks {dep}: {depends:?}"
@@ -383,11 +411,12 @@ fn in_chroot(root: &Path, script: &str) -> Command {
 }
 
 /// The package installed for real: a minimal Debian of the host's release made by
-/// debootstrap (with restic and adduser), `dpkg -i` in it, the printed password logs
-/// in to the installed footrest running with the unit's environment, a backup, then
-/// `dpkg --purge`.
+/// debootstrap, `dpkg -i` in it, the printed password logs in to the installed
+/// footrest running with the unit's environment, a backup; then the system boots
+/// under systemd and runs footrest.service (notify, watchdog, reload, stop, the
+/// unprivileged drop-in); then `dpkg --purge`.
 #[test]
-fn the_package_installs_in_a_fresh_debian_and_its_password_logs_in() {
+fn the_package_installs_boots_under_systemd_and_its_password_logs_in() {
     let work = tempfile::tempdir().unwrap();
     let deb = build_deb(work.path());
     let root = work.path().join("root");
@@ -398,7 +427,7 @@ fn the_package_installs_in_a_fresh_debian_and_its_password_logs_in() {
         .expect("VERSION_CODENAME in /etc/os-release");
     run(Command::new("debootstrap").args([
         "--variant=minbase",
-        "--include=adduser,restic",
+        "--include=adduser,restic,procps,systemd,systemd-sysv,dbus,curl",
         &release,
         root.to_str().unwrap(),
     ]));
@@ -457,29 +486,68 @@ fn the_package_installs_in_a_fresh_debian_and_its_password_logs_in() {
             .contains("\"guid\"")
     );
 
-    // The unprivileged variant: the drop-in's ExecStartPre (systemd hands over
-    // /var/lib/footrest itself), then footrest as the `footrest` user.
-    let pre = DROP_IN
-        .lines()
-        .find_map(|l| l.strip_prefix("ExecStartPre=+"))
-        .expect("the drop-in gives the config folder to footrest");
-    let mut cmd = in_chroot(
-        &root,
-        &format!(
-            "$CHROOT {pre}\n$CHROOT chown -R footrest:footrest /var/lib/footrest\n\
-             exec $CHROOT setpriv --reuid footrest --regid footrest --init-groups \
-             env -i PATH=/usr/bin:/bin {env} /usr/bin/footrest serve --bind 127.0.0.1:0"
-        ),
-    );
-    cmd.env_remove("NOTIFY_SOCKET");
-    let mut fr = Footrest::spawn(cmd).with_credentials("admin", &password);
-    let r = fr.rpc("Backup", &json!({"value": "example"}));
-    assert_eq!(r.status, 200, "{}", r.text());
-    fr.signal(libc::SIGTERM);
-    assert_eq!(
-        fr.wait_exit(std::time::Duration::from_secs(60)).code(),
-        Some(0)
-    );
+    // Boot the system with systemd (nspawn, its own network) and let a one-shot unit
+    // drive footrest.service as a user would: the unit started at boot (it was enabled
+    // by the package), READY with its status, the watchdog, reload, stop; then the
+    // unprivileged drop-in. What it saw lands in /root/selftest.out.
+    std::fs::write(root.join("root/pw"), &password).unwrap();
+    std::fs::write(root.join("root/selftest.sh"), SELFTEST).unwrap();
+    std::fs::write(
+        root.join("etc/systemd/system/selftest.service"),
+        "[Unit]\nAfter=multi-user.target footrest.service\n\
+         [Service]\nType=oneshot\nExecStart=/bin/sh /root/selftest.sh\n\
+         ExecStopPost=/bin/systemctl poweroff --no-block\n\
+         [Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/systemd/system/selftest.service",
+        root.join("etc/systemd/system/multi-user.target.wants/selftest.service"),
+    )
+    .unwrap();
+    let boot = Command::new("timeout")
+        .args([
+            "300",
+            "systemd-nspawn",
+            "--quiet",
+            "--register=no",
+            "--keep-unit",
+        ])
+        .args(["--private-network", "--boot", "--directory"])
+        .arg(&root)
+        .stdin(Stdio::null())
+        .output()
+        .expect("systemd-nspawn (scripts/ensure-deps installs systemd-container)");
+    let seen = std::fs::read_to_string(root.join("root/selftest.out")).unwrap_or_else(|_| {
+        panic!(
+            "the booted system left no result ({}):\n{}",
+            boot.status,
+            String::from_utf8_lossy(&boot.stdout)
+        )
+    });
+    for expected in [
+        // Started at boot, READY=1 with its status, the watchdog armed.
+        "boot ActiveState=active",
+        "boot SubState=running",
+        "boot StatusText=listening on http://127.0.0.1:9898",
+        "boot WatchdogUSec=1min",
+        "boot NRestarts=0",
+        "login 200",
+        // systemctl reload: SIGHUP, and footrest reloads.
+        "reload rc=0",
+        "reload journal=1",
+        // systemctl stop: SIGTERM, a clean exit within the timeout.
+        "stop Result=success",
+        // The unprivileged variant runs as footrest, and can back up and write back.
+        "unprivileged user=footrest",
+        "unprivileged backup 200",
+        "unprivileged stop Result=success",
+    ] {
+        assert!(
+            seen.lines().any(|l| l == expected),
+            "the booted system did not show {expected:?}:\n{seen}"
+        );
+    }
 
     // Purge: state goes; the starter repository holds a backup, so it stays, with
     // the config that holds its password.

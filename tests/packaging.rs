@@ -41,12 +41,19 @@ systemctl stop footrest
 systemctl show footrest -p Result | sed 's/^/stop /'
 mkdir -p /etc/systemd/system/footrest.service.d
 ln -s /usr/share/footrest/unprivileged.conf /etc/systemd/system/footrest.service.d/
+printf '[Service]\nWatchdogSec=2s\n' > /etc/systemd/system/footrest.service.d/zz-watchdog.conf
 systemctl daemon-reload
 systemctl start footrest
+t0=$(systemctl show -p WatchdogTimestampMonotonic --value footrest)
+for i in $(seq 30); do
+  t=$(systemctl show -p WatchdogTimestampMonotonic --value footrest)
+  [ "$t" != "$t0" ] && [ "$t" != 0 ] && echo "unprivileged watchdog pinged" && break
+  sleep 1
+done
 echo "unprivileged user=$(ps -o user= -p "$(systemctl show -p MainPID --value footrest)")"
 echo "unprivileged backup $(call Backup '{"value": "example"}')"
 systemctl stop footrest
-systemctl show footrest -p Result | sed 's/^/unprivileged stop /'
+systemctl show footrest -p Result -p NRestarts | sed 's/^/unprivileged stop /'
 journalctl -u footrest --no-pager | tail -40
 mv /root/selftest.out.tmp /root/selftest.out
 "#;
@@ -540,8 +547,11 @@ fn the_package_installs_boots_under_systemd_and_its_password_logs_in() {
         "stop Result=success",
         // The unprivileged variant runs as footrest, and can back up and write back.
         "unprivileged user=footrest",
+        // With WatchdogSec=2s, systemd sees a keep-alive arrive.
+        "unprivileged watchdog pinged",
         "unprivileged backup 200",
         "unprivileged stop Result=success",
+        "unprivileged stop NRestarts=0",
     ] {
         assert!(
             seen.lines().any(|l| l == expected),

@@ -185,7 +185,7 @@ pub fn spawn_config_watcher(app: &Arc<App>) {
 /// where.
 pub fn load_or_create_config(path: &Path, data_dir: &Path) -> Result<Config, StartError> {
     if !path.exists() {
-        write_starter_config(path, data_dir)?;
+        write_starter_config(path, data_dir, None)?;
     }
     let (config, warnings) = load_config(path).map_err(StartError::Config)?;
     for w in warnings {
@@ -207,7 +207,55 @@ pub fn load_config(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
     Ok((config, warnings))
 }
 
-fn write_starter_config(path: &Path, data_dir: &Path) -> Result<(), StartError> {
+/// `footrest init-config`: writes the starter config at `path` with authentication on
+/// and one user, `user`, whose new random password it returns for the caller to show
+/// once (only its bcrypt hash is in the file). Creates the data dir (0700) if needed.
+/// Refuses to touch an existing file, so running it twice changes nothing.
+pub fn init_config(path: &Path, data_dir: &Path, user: &str) -> Result<String, StartError> {
+    if path.symlink_metadata().is_ok() {
+        return Err(StartError::Other(format!(
+            "{} already exists; init-config never overwrites a config (edit it, or move it away first)",
+            path.display()
+        )));
+    }
+    if user.trim().is_empty() {
+        return Err(StartError::Other(
+            "init-config needs a user name (--user NAME)".into(),
+        ));
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| {
+            StartError::Other(format!(
+                "cannot create the data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+    let password = config::random_alphanumeric(24).map_err(|e| {
+        StartError::Other(format!("cannot read /dev/urandom to make a password: {e}"))
+    })?;
+    let hash = crate::api::auth::hash_password(&password).map_err(StartError::Other)?;
+    let auth = config::Auth {
+        disabled: false,
+        users: vec![config::User {
+            name: user.to_string(),
+            password_bcrypt: hash,
+            ..config::User::default()
+        }],
+        ..config::Auth::default()
+    };
+    write_starter_config(path, data_dir, Some(auth))?;
+    Ok(password)
+}
+
+/// Writes the starter config: its auth section is `auth`, or disabled when `None`.
+fn write_starter_config(
+    path: &Path,
+    data_dir: &Path,
+    auth: Option<config::Auth>,
+) -> Result<(), StartError> {
     let io = |what: &str, p: &Path, e: std::io::Error| {
         StartError::Other(format!("cannot {what} {}: {e}", p.display()))
     };
@@ -225,10 +273,17 @@ fn write_starter_config(path: &Path, data_dir: &Path) -> Result<(), StartError> 
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
     }
-    let config = Config::starter(data_dir).map_err(StartError::Config)?;
+    let mut config = Config::starter(data_dir).map_err(StartError::Config)?;
+    let auth_note = match auth {
+        Some(auth) => {
+            config.auth = Some(auth);
+            "auth enabled"
+        }
+        None => "auth disabled",
+    };
     config.save(path).map_err(StartError::Config)?;
     info!(
-        "no config at {}: wrote a starter config there (repo {}, plan \"example\" backing up {}, auth disabled)",
+        "no config at {}: wrote a starter config there (repo {}, plan \"example\" backing up {}, {auth_note})",
         path.display(),
         data_dir.join("repo").display(),
         example.display()

@@ -14,6 +14,7 @@ pub mod oplog;
 pub mod orchestrator;
 pub mod proto;
 pub mod restic;
+pub mod sd_notify;
 pub mod settings;
 
 pub use app::App;

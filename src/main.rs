@@ -11,6 +11,7 @@ use footrest::api::server::Server;
 use footrest::api::{Api, auth};
 use footrest::app::{self, App, StartError};
 use footrest::logging::{self, Level};
+use footrest::sd_notify::Systemd;
 use footrest::settings::{self, Command, Settings};
 use footrest::{error, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         }
         Command::HashPassword => hash_password(),
         Command::CheckConfig => check_config(&settings),
+        Command::InitConfig => init_config(&settings),
         Command::Serve => serve(&settings),
     }
 }
@@ -96,6 +98,29 @@ fn check_config(settings: &Settings) -> ExitCode {
     }
 }
 
+/// Writes a starter config with one user and prints that user's new password: the one
+/// place footrest shows a password, once, to whoever installs it.
+fn init_config(settings: &Settings) -> ExitCode {
+    match app::init_config(&settings.config_path, &settings.data_dir, &settings.user) {
+        Ok(password) => {
+            println!(
+                "Wrote a starter config to {} (auth on).",
+                settings.config_path.display()
+            );
+            println!("Log in as user {} with password: {password}", settings.user);
+            println!(
+                "This password is shown only now; to change it, put a new hash from \
+                 footrest hash-password in the config."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("footrest: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit (at most 8192): every open
 /// connection, idle ones included, holds a descriptor, and the default soft limit of
 /// 1024 is the same as the connection limit.
@@ -117,6 +142,8 @@ fn raise_open_file_limit() {
 }
 
 fn serve(settings: &Settings) -> ExitCode {
+    // SAFETY: no thread has been started yet; App::start starts the first ones.
+    let systemd = unsafe { Systemd::take_from_env() };
     raise_open_file_limit();
     let app = match App::start(settings) {
         Ok(app) => Arc::new(app),
@@ -147,6 +174,7 @@ fn serve(settings: &Settings) -> ExitCode {
     };
     let handle = server.shutdown_handle();
     let signal_app = Arc::clone(&app);
+    let signal_systemd = systemd.clone();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -164,6 +192,7 @@ fn serve(settings: &Settings) -> ExitCode {
                     _ => {
                         stopping = true;
                         info!("stop signal received: finishing up (a second signal exits at once)");
+                        signal_systemd.stopping();
                         handle.shutdown();
                         let app = Arc::clone(&signal_app);
                         // Stopping the worker can take the restic grace period; this
@@ -183,6 +212,9 @@ fn serve(settings: &Settings) -> ExitCode {
     app::spawn_config_watcher(&app);
     let api = Api::new(Arc::clone(&app))
         .with_stream_options(StreamOptions::for_threads(settings.limits.threads));
+    // The socket listens already: a client connecting from now on is served.
+    systemd.ready(&format!("listening on http://{}", server.local_addr()));
+    systemd.spawn_watchdog();
     server.run(Arc::new(api), SHUTDOWN_GRACE);
     app.orchestrator.shutdown();
     info!("stopped");

@@ -9,25 +9,40 @@ use std::time::Duration;
 use crate::api::server::Limits;
 
 pub const USAGE: &str = "\
-footrest: runs restic backups and speaks Backrest's HTTP API
+footrest: runs restic backups on schedules and speaks Backrest's HTTP API
 
 Usage:
-  footrest [serve] [options]      run the server (writes a starter config if none exists)
-  footrest check-config [options] validate the config; exit 0 if good, 2 if not
-  footrest hash-password          read a password on stdin, print a passwordBcrypt value
-  footrest --help | --version
+  footrest [serve] [OPTIONS]       run the server; with no config file, writes a
+                                   starter config first (auth off)
+  footrest check-config [OPTIONS]  validate the config: exit 0 if good, 2 if not
+  footrest init-config [OPTIONS] [--user NAME]
+                                   write a starter config with auth on and one user
+                                   (default admin); prints the new password once;
+                                   never overwrites a config
+  footrest hash-password           read a password on stdin, print a passwordBcrypt
+  footrest help | --help | -h      this text
+  footrest --version | -V
 
-Options (each overrides the variable named after it):
-  --config PATH        config file            [BACKREST_CONFIG, default
-                       $XDG_CONFIG_HOME/footrest/config.json]
-  --data-dir PATH      data dir: oplog, logs  [BACKREST_DATA, default $XDG_DATA_HOME/footrest]
-  --bind ADDR          address to listen on   [BACKREST_PORT, default 127.0.0.1:9898;
-                       a bare port listens on all interfaces]
-  --restic PATH        restic binary          [BACKREST_RESTIC_COMMAND, default restic on PATH]
-  --log-level LEVEL    error, warn, info or debug [FOOTREST_LOG, default info]
+Options (a flag beats its variable, which beats the default):
+  --config PATH        config file [BACKREST_CONFIG;
+                       default $XDG_CONFIG_HOME/footrest/config.json]
+  --data-dir PATH      operation log, logs, keys, restores [BACKREST_DATA;
+                       default $XDG_DATA_HOME/footrest]
+  --bind ADDR          HOST:PORT, or a bare port for all interfaces
+                       [BACKREST_PORT; default 127.0.0.1:9898]
+  --restic PATH        restic binary [BACKREST_RESTIC_COMMAND;
+                       default restic on PATH]
+  --log-level LEVEL    error, warn, info or debug (adds a line per request)
+                       [FOOTREST_LOG; default info]; logs go to stderr
   --threads N          request threads (default 16)
   --read-timeout SECS  cut off a client that stops sending mid-request (default 30)
   --max-body BYTES     largest request body (default 1048576)
+  --user NAME          init-config's user (default admin)
+
+XDG_* unset: ~/.config/footrest/config.json and ~/.local/share/footrest. The Debian
+package's service uses /etc/footrest/config.json and /var/lib/footrest.
+Signals: SIGTERM or SIGINT stops (restic gets 30 s), SIGHUP reloads the config.
+Under systemd (Type=notify): READY, STOPPING and WATCHDOG go to NOTIFY_SOCKET.
 ";
 
 /// What the user asked footrest to do.
@@ -35,6 +50,7 @@ Options (each overrides the variable named after it):
 pub enum Command {
     Serve,
     CheckConfig,
+    InitConfig,
     HashPassword,
     Help,
     Version,
@@ -52,6 +68,7 @@ pub struct Args {
     pub threads: Option<usize>,
     pub read_timeout_secs: Option<u64>,
     pub max_body: Option<usize>,
+    pub user: Option<String>,
 }
 
 /// Reads the command line (without the program name).
@@ -82,10 +99,12 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, Strin
                 out.read_timeout_secs = Some(number("--read-timeout", &value("--read-timeout")?)?)
             }
             "--max-body" => out.max_body = Some(number("--max-body", &value("--max-body")?)?),
-            "serve" | "check-config" | "hash-password" if out.command.is_none() => {
+            "--user" => out.user = Some(value("--user")?),
+            "serve" | "check-config" | "init-config" | "hash-password" if out.command.is_none() => {
                 out.command = Some(match flag.as_str() {
                     "serve" => Command::Serve,
                     "check-config" => Command::CheckConfig,
+                    "init-config" => Command::InitConfig,
                     _ => Command::HashPassword,
                 })
             }
@@ -114,6 +133,8 @@ pub struct Settings {
     pub restic: Option<PathBuf>,
     pub log_level: Option<String>,
     pub limits: Limits,
+    /// The user `init-config` creates.
+    pub user: String,
 }
 
 impl Settings {
@@ -166,8 +187,12 @@ impl Settings {
         if let Some(bytes) = args.max_body {
             limits.max_body = bytes;
         }
+        let command = args.command.unwrap_or(Command::Serve);
+        if args.user.is_some() && command != Command::InitConfig {
+            return Err("--user is only for init-config; see footrest --help".into());
+        }
         Ok(Settings {
-            command: args.command.unwrap_or(Command::Serve),
+            command,
             config_path,
             data_dir,
             bind,
@@ -176,6 +201,7 @@ impl Settings {
                 .or_else(|| var("BACKREST_RESTIC_COMMAND").map(PathBuf::from)),
             log_level: args.log_level.or_else(|| var("FOOTREST_LOG")),
             limits,
+            user: args.user.unwrap_or_else(|| "admin".into()),
         })
     }
 }
@@ -294,6 +320,75 @@ mod tests {
         assert!(bind_address("99999").is_err());
         assert!(bind_address("host").is_err());
         assert!(bind_address("host:port").is_err());
+    }
+
+    #[test]
+    fn init_config_and_its_user() {
+        let s = resolve(&["init-config", "--user", "pi"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.command, Command::InitConfig);
+        assert_eq!(s.user, "pi");
+        let s = resolve(&["init-config"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.user, "admin");
+        let e = resolve(&["serve", "--user", "pi"], &[("HOME", "/h")]).unwrap_err();
+        assert!(e.contains("only for init-config"), "{e}");
+    }
+
+    /// Every flag and subcommand `parse_args` matches on (read from this file's source,
+    /// so a new one cannot be left out) is in the help text, which stays short.
+    #[test]
+    fn help_lists_every_flag_and_command_the_parser_accepts() {
+        let source = include_str!("settings.rs");
+        let start = source.find("pub fn parse_args").unwrap();
+        let end = start + source[start..].find("\nfn number").unwrap();
+        let body = &source[start..end];
+        let mut words = Vec::new();
+        for piece in body.split('"').skip(1).step_by(2) {
+            let is_word = !piece.trim_start_matches('-').is_empty()
+                && piece
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-' || c.is_ascii_uppercase());
+            if is_word {
+                words.push(piece);
+            }
+        }
+        for expected in ["--config", "--user", "init-config", "hash-password", "-V"] {
+            assert!(
+                words.contains(&expected),
+                "{expected} not found in parse_args"
+            );
+        }
+        for word in &words {
+            let listed = USAGE
+                .split(|c: char| c.is_whitespace() || c == '|' || c == '[' || c == ']')
+                .any(|w| w == *word);
+            assert!(
+                listed,
+                "{word} is accepted but missing from footrest --help"
+            );
+            assert!(
+                parse_args([word.to_string(), "1".into()]).is_ok()
+                    || parse_args([word.to_string()]).is_ok(),
+                "{word} is not accepted"
+            );
+        }
+        for var in [
+            "BACKREST_CONFIG",
+            "BACKREST_DATA",
+            "BACKREST_PORT",
+            "BACKREST_RESTIC_COMMAND",
+            "FOOTREST_LOG",
+            "/etc/footrest/config.json",
+            "/var/lib/footrest",
+        ] {
+            assert!(USAGE.contains(var), "{var} is not in the help");
+        }
+        assert!(USAGE.lines().count() <= 45, "the help text grew long");
+        for line in USAGE.lines() {
+            assert!(
+                line.chars().count() <= 84,
+                "too wide for a terminal: {line}"
+            );
+        }
     }
 
     #[test]

@@ -129,11 +129,17 @@ impl Api {
 
 impl server::Handler for Api {
     fn handle(&self, req: Request) -> Response {
-        let response = self.route(&req);
-        debug!(
-            "{} {} {} from {}",
-            req.method, req.path, response.status, req.peer
-        );
-        response
+        self.route(&req)
+    }
+
+    /// A download link's token is its credential: the log shows `<token>` instead.
+    fn log_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        match path.strip_prefix("/download/") {
+            Some(rest) => {
+                let file = rest.split_once('/').map_or("", |(_, file)| file);
+                format!("/download/<token>/{file}").into()
+            }
+            None => path.into(),
+        }
     }
 }

@@ -235,6 +235,12 @@ impl Response {
 /// waits for its operation), which holds that thread.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: Request) -> Response;
+
+    /// The request path as the log shows it: a handler whose paths can carry a
+    /// credential leaves it out here.
+    fn log_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        path.into()
+    }
 }
 
 /// An open connection. Its slot in the open-connection count is given back on drop.

@@ -32,6 +32,7 @@ mod types;
 mod validate;
 pub mod watch;
 
+pub(crate) use file::random_alphanumeric;
 pub use json::ProtoEnum;
 pub use redact::{is_secret_name, redact_uri};
 pub use types::*;

@@ -234,7 +234,10 @@ impl Worker {
             body,
             peer: conn.peer,
         };
-        let (method, path) = (req.method.clone(), req.path.clone());
+        let (method, path) = (
+            req.method.clone(),
+            self.handler.log_path(&req.path).into_owned(),
+        );
         let handler = &self.handler;
         let resp = match catch_unwind(AssertUnwindSafe(|| handler.handle(req))) {
             Ok(resp) => resp,

@@ -341,6 +341,12 @@ fn transport_error(
                     after: t.total,
                 };
             }
+            // rustls reports a refused certificate (or handshake) as invalid data: say
+            // which CAs were trusted, as that is what a user can change.
+            std::io::ErrorKind::InvalidData if roots_from.is_some() => format!(
+                "TLS error: {io} (trusting the CA certificates in {})",
+                roots_from.unwrap_or_default()
+            ),
             _ => format!("network error: {io}"),
         },
         E::BadUri(_) | E::Http(_) => {

@@ -22,12 +22,19 @@ case "$machine" in
     *X86-64*) runner=() ;;
     *) echo "smoke-test: $bin is for '$machine', which this script cannot run" >&2; exit 2 ;;
 esac
+# A static binary needs no libc root. QEMU_CPU (read by qemu itself) picks the CPU to
+# emulate, e.g. QEMU_CPU=arm1176 for a Pi Zero's.
+if ! readelf -l "$bin" | grep -q 'program interpreter'; then
+    runner=("${runner[@]:0:1}")
+fi
 if [ ${#runner[@]} -gt 0 ]; then
     command -v "${runner[0]}" >/dev/null || {
         echo "smoke-test: ${runner[0]} is missing: apt-get install qemu-user" >&2; exit 2; }
-    [ -d "${runner[2]}" ] || {
-        echo "smoke-test: ${runner[2]} is missing: apt-get install libc6-${runner[2]#/usr/}" \
-             "(libc6-arm64-cross or libc6-armhf-cross)" >&2; exit 2; }
+fi
+if [ ${#runner[@]} -gt 1 ] && [ ! -d "${runner[2]}" ]; then
+    echo "smoke-test: ${runner[2]} is missing: apt-get install libc6-arm64-cross" \
+        "(for aarch64) or libc6-armhf-cross (for arm)" >&2
+    exit 2
 fi
 
 work=$(mktemp -d)
@@ -45,7 +52,7 @@ cat > "$work/config.json" <<'EOF'
 EOF
 chmod 600 "$work/config.json"
 
-echo "smoke-test: ${runner[*]:+${runner[*]} }$bin"
+echo "smoke-test: ${QEMU_CPU:+QEMU_CPU=$QEMU_CPU }${runner[*]:+${runner[*]} }$bin"
 "${runner[@]}" "$bin" --config "$work/config.json" --data-dir "$work/data" \
     --bind 127.0.0.1:0 2> "$work/stderr" &
 pid=$!

@@ -305,7 +305,7 @@ fn the_debian_package_holds_the_binary_unit_scripts_and_no_config() {
         .split(',')
         .map(|d| d.split_whitespace().next().unwrap().to_string())
         .collect();
-    for dep in ["restic", "adduser", "procps", "libc6"] {
+    for dep in ["restic", "adduser", "procps", "ca-certificates", "libc6"] {
         assert!(
             depends.iter().any(|d| d == dep),
             "Depends lacks {dep}: {depends:?}"
@@ -434,7 +434,7 @@ fn the_package_installs_boots_under_systemd_and_its_password_logs_in() {
         .expect("VERSION_CODENAME in /etc/os-release");
     run(Command::new("debootstrap").args([
         "--variant=minbase",
-        "--include=adduser,restic,procps,systemd,systemd-sysv,dbus,curl",
+        "--include=adduser,restic,procps,ca-certificates,systemd,systemd-sysv,dbus,curl",
         &release,
         root.to_str().unwrap(),
     ]));

@@ -12,11 +12,13 @@
 //! [`redact_url`] shows them, and whatever a server answers is scrubbed of the secrets
 //! of the request before it is quoted.
 //!
-//! Layout: `command` runs scripts, `http` sends one request, `shoutrrr` translates
-//! shoutrrr URLs into requests, `url` parses, redacts and scrubs.
+//! Layout: `command` runs scripts, `http` sends one request, `roots` finds the CA
+//! certificates HTTPS trusts, `shoutrrr` translates shoutrrr URLs into requests, `url`
+//! parses, redacts and scrubs.
 
 mod command;
 mod http;
+mod roots;
 mod shoutrrr;
 mod url;
 

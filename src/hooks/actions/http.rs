@@ -8,11 +8,14 @@
 //! caller's [`Timeouts`] and shares no state between the threads that run hooks.
 //! Redirects are not followed (a 3xx is reported as a failure with its status), the
 //! proxy variables (`HTTPS_PROXY`, `NO_PROXY`, ...) are honoured as Go's client does
-//! for Backrest, and HTTPS uses the bundled web PKI roots.
+//! for Backrest, and HTTPS trusts the system's CA certificates (see [`super::roots`]).
 
 use std::io::Read;
 use std::time::Duration;
 
+use ureq::tls::{Certificate, TlsConfig};
+
+use super::roots;
 use super::url::{Scrubber, redact_url};
 use super::{ActionError, Outcome, Timeouts};
 
@@ -118,7 +121,7 @@ impl Request {
     }
 }
 
-fn agent(t: &Timeouts) -> ureq::Agent {
+fn agent(t: &Timeouts, roots: Vec<Certificate<'static>>) -> ureq::Agent {
     let total = t.total.max(Duration::from_millis(1));
     let connect = t.connect.min(total).max(Duration::from_millis(1));
     ureq::Agent::config_builder()
@@ -129,6 +132,9 @@ fn agent(t: &Timeouts) -> ureq::Agent {
         .max_redirects(0)
         .max_idle_connections(0)
         .user_agent(concat!("footrest/", env!("CARGO_PKG_VERSION")))
+        // Always explicit: ureq has no roots of its own in this build (webpki-roots is
+        // left out), and an empty list makes TLS fail with an error, not a panic.
+        .tls_config(TlsConfig::builder().root_certs(roots.into()).build())
         .build()
         .into()
 }
@@ -142,7 +148,26 @@ pub(crate) fn send(req: &Request, t: &Timeouts) -> Result<Outcome, ActionError> 
             message: format!("{target}: only http:// and https:// URLs can be called"),
         });
     }
-    let agent = agent(t);
+    let mut roots_from = None;
+    let roots = if needs_tls(&req.url) {
+        match roots::load() {
+            Ok(roots) => {
+                roots_from = Some(roots.source);
+                roots.certs
+            }
+            // Only an https:// target stops here; an https:// proxy for an http://
+            // target fails at its handshake instead, with rustls's own words.
+            Err(why) if req.url.starts_with("https://") => {
+                return Err(ActionError::Failed {
+                    message: format!("{target} cannot be sent: {why}"),
+                });
+            }
+            Err(_) => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    let agent = agent(t, roots);
     let result = match req.method {
         Method::Get => with_headers(agent.get(&req.url), &req.headers).call(),
         Method::Delete => with_headers(agent.delete(&req.url), &req.headers).call(),
@@ -150,7 +175,8 @@ pub(crate) fn send(req: &Request, t: &Timeouts) -> Result<Outcome, ActionError> 
         Method::Put => with_headers(agent.put(&req.url), &req.headers).send(&req.body[..]),
         Method::Patch => with_headers(agent.patch(&req.url), &req.headers).send(&req.body[..]),
     };
-    let response = result.map_err(|e| transport_error(&target, e, t, &req.scrubber))?;
+    let response =
+        result.map_err(|e| transport_error(&target, e, t, &req.scrubber, roots_from.as_deref()))?;
     let status = response.status();
     let code = status.as_u16();
     let status_text = match status.canonical_reason() {
@@ -224,6 +250,24 @@ pub(crate) fn send(req: &Request, t: &Timeouts) -> Result<Outcome, ActionError> 
     })
 }
 
+/// Whether this call may need TLS: an https:// target, or an https:// proxy from the
+/// environment (ureq reads the same variables).
+fn needs_tls(url: &str) -> bool {
+    url.starts_with("https://")
+        || [
+            "ALL_PROXY",
+            "all_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+        ]
+        .iter()
+        .any(|name| {
+            std::env::var(name).is_ok_and(|v| v.trim().to_ascii_lowercase().starts_with("https://"))
+        })
+}
+
 fn with_headers<B>(
     mut builder: ureq::RequestBuilder<B>,
     headers: &[(String, String)],
@@ -264,7 +308,14 @@ fn snippet(body: &[u8], scrubber: &Scrubber) -> String {
     format!("{}...", &joined[..end])
 }
 
-fn transport_error(target: &str, e: ureq::Error, t: &Timeouts, scrubber: &Scrubber) -> ActionError {
+/// `roots_from` is where the trusted CA certificates came from, named when TLS fails.
+fn transport_error(
+    target: &str,
+    e: ureq::Error,
+    t: &Timeouts,
+    scrubber: &Scrubber,
+    roots_from: Option<&str>,
+) -> ActionError {
     use ureq::Error as E;
     let why = match &e {
         E::Timeout(which) => {
@@ -290,6 +341,12 @@ fn transport_error(target: &str, e: ureq::Error, t: &Timeouts, scrubber: &Scrubb
                     after: t.total,
                 };
             }
+            // rustls reports a refused certificate (or handshake) as invalid data: say
+            // which CAs were trusted, as that is what a user can change.
+            std::io::ErrorKind::InvalidData if roots_from.is_some() => format!(
+                "TLS error: {io} (trusting the CA certificates in {})",
+                roots_from.unwrap_or_default()
+            ),
             _ => format!("network error: {io}"),
         },
         E::BadUri(_) | E::Http(_) => {
@@ -300,6 +357,12 @@ fn transport_error(target: &str, e: ureq::Error, t: &Timeouts, scrubber: &Scrubb
                 ),
             };
         }
+        // A certificate the server shows that no trusted CA signed, an old protocol:
+        // say which CAs were trusted, as that is what a user can change.
+        E::Rustls(_) | E::Tls(_) => match roots_from {
+            Some(from) => format!("{e} (trusting the CA certificates in {from})"),
+            None => e.to_string(),
+        },
         other => other.to_string(),
     };
     ActionError::Failed {

@@ -14,7 +14,7 @@ mod backups;
 mod error;
 mod history;
 mod schema;
-mod selector;
+pub(crate) mod selector;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};

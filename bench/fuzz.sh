@@ -5,6 +5,7 @@
 #   bench/fuzz.sh                      every target, 60 s each
 #   FUZZ_SECONDS=10 bench/fuzz.sh      shorter
 #   bench/fuzz.sh template cron_schedule   only those
+#   FUZZ_BUILD_ONLY=1 bench/fuzz.sh    install cargo-fuzz if needed and build, no run
 #
 # Targets (fuzz/fuzz_targets/, each a thin wrapper over src/fuzzing.rs):
 #   request_json   request bodies through the lenient decoder, selectors to SQL, round trip
@@ -42,6 +43,7 @@ if ! cargo fuzz build -s address >bench/out/fuzz/build.log 2>&1; then
   echo "the fuzz targets did not build; see bench/out/fuzz/build.log" >&2
   exit 1
 fi
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
 
 # Extra seed folders per target, beside fuzz/seeds/<target>.
 extra_seeds() {

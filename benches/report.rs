@@ -72,7 +72,11 @@ fn main() {
         "Each round runs footrest's `Backup` call (HTTP, blocking until the backup operation \
          has ended, snapshot indexed) and then the same `restic backup --json` on its own \
          repository, alternately; the first (full) backup is shown apart from the \
-         incremental rounds. Both repositories are local, made with the same restic."
+         incremental rounds. Both repositories are local, made with the same restic. footrest \
+         runs that same restic binary with the same arguments (plus `--parent` when it knows \
+         the last snapshot, and `RESTIC_PROGRESS_FPS=1`), so a ratio below 1 is restic's \
+         run-to-run spread and the order within a round (footrest's run goes first), not \
+         footrest doing less work; what the ratio bounds is footrest's own overhead."
     );
     println!();
     println!(

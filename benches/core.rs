@@ -15,25 +15,16 @@
 
 mod common;
 
-use common::{cores, cpu_model, env_num, median, restic_version};
+use common::{
+    CHANGEME_HASH, Client, PASSWORD, cores, cpu_model, env_num, hwm_kib, make_tree, median,
+    restic_version, rss_kib, seed, start,
+};
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use footrest::oplog::OpLog;
-use footrest::proto::{
-    BackupProgressEntry, BackupProgressSummary, Op, Operation, OperationBackup, OperationStatus,
-};
-
-const PASSWORD: &str = "bench-password";
-/// base64 of the bcrypt hash (cost 10) of `changeme`.
-const CHANGEME_HASH: &str =
-    "JDJhJDEwJC9iekxLWkN5Z056QUlidjhmZmwyMy45TmNXVE1PNnNVRTViLmtUclBpcHVnd1IxaGpzOHFh";
 
 fn main() {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/footrest");
@@ -62,75 +53,6 @@ fn main() {
     auth_throughput(&bin);
 }
 
-/// A running footrest on a temp dir.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(bin: &Path, dir: tempfile::TempDir, config: Option<serde_json::Value>) -> Server {
-    let config_path = dir.path().join("config.json");
-    if let Some(c) = config {
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
-    }
-    let mut child = Command::new(bin)
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--bind", "127.0.0.1:0", "--log-level", "info"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(a) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(a.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("footrest started")
-        .parse()
-        .unwrap();
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn idle_memory(bin: &Path) {
     let mut samples = Vec::new();
     for _ in 0..3 {
@@ -142,75 +64,6 @@ fn idle_memory(bin: &Path) {
         "| idle resident memory after start-up (starter config; median of 3) | {:.2} MiB |",
         median(&mut samples) / 1024.0
     );
-}
-
-/// A persistent keep-alive client.
-struct Client {
-    stream: TcpStream,
-    auth: Option<String>,
-}
-
-impl Client {
-    fn new(addr: SocketAddr, auth: Option<(&str, &str)>) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(600)))
-            .unwrap();
-        let auth = auth.map(|(u, p)| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            )
-        });
-        Client { stream, auth }
-    }
-
-    fn post(&mut self, method: &str, body: &str) -> (u16, Vec<u8>) {
-        let mut req = format!(
-            "POST /v1.Backrest/{method} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if let Some(a) = &self.auth {
-            req.push_str(&format!("Authorization: {a}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        self.stream.write_all(req.as_bytes()).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            self.stream.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head).to_string();
-        let status = head[9..12].parse().unwrap();
-        let len: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
-        self.stream.read_exact(&mut body).unwrap();
-        (status, body)
-    }
-}
-
-fn make_tree(root: &Path, files: usize) {
-    for i in 0..files {
-        let dir = root.join(format!("d{:03}", i / 100));
-        if i % 100 == 0 {
-            std::fs::create_dir_all(&dir).unwrap();
-        }
-        std::fs::write(
-            dir.join(format!("f{i:05}.txt")),
-            format!("file {i} {}\n", "x".repeat(i % 4096)),
-        )
-        .unwrap();
-    }
 }
 
 fn backup_vs_restic(bin: &Path, rounds: usize, files: usize) {
@@ -310,48 +163,6 @@ fn backup_vs_restic(bin: &Path, rounds: usize, files: usize) {
         "| peak resident memory of footrest during the backups (restic excluded) | {:.2} MiB |",
         hwm_kib(server.child.id()) as f64 / 1024.0
     );
-}
-
-fn seed(data: &Path, count: usize) {
-    std::fs::create_dir_all(data).unwrap();
-    let oplog = OpLog::open(&data.join("oplog.sqlite")).unwrap();
-    let base = 1_700_000_000_000i64;
-    let mut batch = Vec::with_capacity(1000);
-    for i in 0..count {
-        let op = Operation {
-            id: 0,
-            modno: 0,
-            flow_id: 0,
-            display_message: String::new(),
-            repo_id: "r".into(),
-            repo_guid: "a".repeat(64),
-            plan_id: format!("plan-{}", i % 100),
-            instance_id: "bench".into(),
-            snapshot_id: format!("{:064x}", i),
-            status: OperationStatus::Success,
-            unix_time_start_ms: base + i as i64 * 60_000,
-            unix_time_end_ms: base + i as i64 * 60_000 + 5_000,
-            logref: format!("t-{i}"),
-            op: Op::Backup(OperationBackup {
-                last_status: Some(BackupProgressEntry::Summary(BackupProgressSummary {
-                    files_new: 12,
-                    files_unmodified: 4077,
-                    data_added: 5_242_880,
-                    total_files_processed: 4089,
-                    total_bytes_processed: 2_147_483_648,
-                    total_duration: 4.2,
-                    snapshot_id: format!("{:064x}", i),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            }),
-        };
-        batch.push(op);
-        if batch.len() == 1000 || i + 1 == count {
-            oplog.add_batch(&mut batch).unwrap();
-            batch.clear();
-        }
-    }
 }
 
 fn get_operations(bin: &Path, count: usize) {

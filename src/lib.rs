@@ -8,6 +8,8 @@ pub mod logging;
 pub mod api;
 pub mod app;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 pub mod logs;
 pub mod oplog;

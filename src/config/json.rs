@@ -297,11 +297,13 @@ impl<'e> Obj<'e> {
     fn take_keyed(&mut self, name: &str) -> Option<(String, Value, Loc)> {
         let loc = self.loc.field(name);
         let snake = snake_case(name);
-        let main = self.map.remove(name).map(|v| (name.to_string(), v));
+        // shift_remove, not remove: with preserve_order, remove() swaps the last key
+        // into the hole, which reordered the unknown keys left behind on each save.
+        let main = self.map.shift_remove(name).map(|v| (name.to_string(), v));
         let alias = if snake == name {
             None
         } else {
-            self.map.remove(&snake).map(|v| (snake.clone(), v))
+            self.map.shift_remove(&snake).map(|v| (snake.clone(), v))
         };
         let (key, value) = match (main, alias) {
             (Some(m), Some(_)) => {

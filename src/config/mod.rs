@@ -423,6 +423,33 @@ mod tests {
         );
     }
 
+    /// Found by fuzzing (bench/fuzz.sh, target `config`): unknown keys around a known
+    /// one came back in another order on each save, so a file under version control
+    /// changed every time footrest wrote it.
+    #[test]
+    fn unknown_keys_keep_their_order_across_saves() {
+        let text = r#"{"version":6,"instance":"x",
+            "repos":[{"id":"r","uri":"/tmp/r","password":"p"}],
+            "plans":[{"a1":1,"id":"p","a2":2,"repo":"r","a3":3,"paths":["/etc"],"a4":4}],
+            "auth":{"disabled":true}}"#;
+        let (config, _) = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let written = config.to_json_pretty();
+        let plan: Value = serde_json::from_str::<Value>(&written).unwrap()["plans"][0].clone();
+        let unknown: Vec<&String> = plan
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with('a'))
+            .collect();
+        assert_eq!(unknown, ["a1", "a2", "a3", "a4"]);
+        let (again, _) = parse(&written).unwrap();
+        assert_eq!(
+            again.to_json_pretty(),
+            written,
+            "a second save changes nothing"
+        );
+    }
+
     /// Backrest writes its file with protojson's EmitUnpopulated: every field, zero or
     /// not, and `null` for messages that are not set.
     const BACKREST_WRITTEN: &str = r#"{

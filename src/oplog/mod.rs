@@ -15,7 +15,7 @@ mod error;
 mod gauges;
 mod history;
 mod schema;
-mod selector;
+pub(crate) mod selector;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};

@@ -13,7 +13,7 @@
 mod command;
 mod error;
 pub mod layout;
-mod output;
+pub(crate) mod output;
 mod process;
 mod words;
 

@@ -1,0 +1,6 @@
+//! Fuzz target: see `footrest::fuzzing::template` for what it feeds and what it checks.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| footrest::fuzzing::template(data));

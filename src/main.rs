@@ -182,7 +182,7 @@ fn serve(settings: &Settings) -> ExitCode {
     }
     app::spawn_config_watcher(&app);
     let api = Api::new(Arc::clone(&app))
-        .with_stream_options(StreamOptions::for_threads(settings.limits.threads));
+        .with_stream_options(StreamOptions::with_max_streams(settings.max_streams));
     server.run(Arc::new(api), SHUTDOWN_GRACE);
     app.orchestrator.shutdown();
     info!("stopped");

@@ -26,6 +26,7 @@ Options (each overrides the variable named after it):
   --restic PATH        restic binary          [BACKREST_RESTIC_COMMAND, default restic on PATH]
   --log-level LEVEL    error, warn, info or debug [FOOTREST_LOG, default info]
   --threads N          request threads (default 16)
+  --max-streams N      open GetLogs/GetOperationEvents streams (default 64)
   --read-timeout SECS  cut off a client that stops sending mid-request (default 30)
   --max-body BYTES     largest request body (default 1048576)
 ";
@@ -50,6 +51,7 @@ pub struct Args {
     pub restic: Option<PathBuf>,
     pub log_level: Option<String>,
     pub threads: Option<usize>,
+    pub max_streams: Option<usize>,
     pub read_timeout_secs: Option<u64>,
     pub max_body: Option<usize>,
 }
@@ -78,6 +80,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, Strin
             "--restic" => out.restic = Some(value("--restic")?.into()),
             "--log-level" => out.log_level = Some(value("--log-level")?),
             "--threads" => out.threads = Some(number("--threads", &value("--threads")?)?),
+            "--max-streams" => {
+                out.max_streams = Some(number("--max-streams", &value("--max-streams")?)?)
+            }
             "--read-timeout" => {
                 out.read_timeout_secs = Some(number("--read-timeout", &value("--read-timeout")?)?)
             }
@@ -114,7 +119,12 @@ pub struct Settings {
     pub restic: Option<PathBuf>,
     pub log_level: Option<String>,
     pub limits: Limits,
+    /// Streams open at once; each has a thread of its own while it is open.
+    pub max_streams: usize,
 }
+
+/// Streams open at once by default: a dashboard tab holds one, a log view another.
+pub const DEFAULT_MAX_STREAMS: usize = 64;
 
 impl Settings {
     /// Flag, else environment variable, else default.
@@ -176,6 +186,7 @@ impl Settings {
                 .or_else(|| var("BACKREST_RESTIC_COMMAND").map(PathBuf::from)),
             log_level: args.log_level.or_else(|| var("FOOTREST_LOG")),
             limits,
+            max_streams: args.max_streams.unwrap_or(DEFAULT_MAX_STREAMS),
         })
     }
 }

@@ -26,7 +26,7 @@ pub struct Api {
 }
 
 impl Api {
-    /// An API with the stream options for the default number of request threads.
+    /// An API with the default stream options.
     pub fn new(app: Arc<App>) -> Api {
         Api {
             app,
@@ -34,9 +34,7 @@ impl Api {
         }
     }
 
-    /// Sets how many streams may be open at once and how often quiet ones write. Pass
-    /// `StreamOptions::for_threads(limits.threads)` when the server has a different
-    /// number of request threads.
+    /// Sets how many streams may be open at once and how often quiet ones write.
     pub fn with_stream_options(mut self, options: StreamOptions) -> Api {
         self.streams = Streams::new(options);
         self

@@ -125,6 +125,14 @@ impl fmt::Display for ResticError {
                  point BACKREST_RESTIC_COMMAND at it",
                 path.display()
             ),
+            ResticError::Spawn { program, source } if source.kind() == io::ErrorKind::NotFound => {
+                write!(
+                    f,
+                    "could not start {program}: it is not there any more ({source}); install \
+                     restic 0.14 or newer (Debian/Ubuntu: `apt install restic`) or set \
+                     BACKREST_RESTIC_COMMAND to its path"
+                )
+            }
             ResticError::Spawn { program, source } => {
                 write!(f, "could not start {program}: {source}")
             }

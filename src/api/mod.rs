@@ -15,7 +15,7 @@ pub mod server;
 use std::sync::Arc;
 
 use crate::App;
-use connect::{ApiError, Service};
+use connect::{ApiError, Code, Service};
 use rpc::streams::{StreamOptions, Streams};
 use server::{Request, Response};
 
@@ -87,6 +87,12 @@ impl Api {
         };
         match handler(&self.app, &req.body) {
             Ok(body) => connect::ok_json(body),
+            // A fault of footrest's own (the operation log's disk is full, say) goes to
+            // the log too: whoever reads it may not be the one who got the answer.
+            Err(e) if e.code == Code::Internal => {
+                error!("{} {} failed: {e}", req.method, req.path);
+                e.response()
+            }
             Err(e) => {
                 debug!("{} {}: {e}", req.method, req.path);
                 e.response()

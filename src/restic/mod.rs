@@ -38,7 +38,7 @@ pub use words::{expand_env, split_words};
 
 use command::{CommandSpec, Host};
 use output::{BackupLine, Diagnostics, LsCollector, RestoreLine};
-use process::{DOCUMENT_CAP, LINE_CAP, LogSink, RunOptions, Stream};
+use process::{DOCUMENT_CAP, LINE_CAP, LogSink, RunOptions, Stream, UNREACHABLE_AFTER};
 
 /// The oldest restic footrest works with (Debian 12's).
 pub const MIN_VERSION: Version = Version::new(0, 14, 0);
@@ -190,6 +190,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: LINE_CAP,
                 timeout: Some(VERSION_TIMEOUT),
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| match stream {
                 Stream::Stdout => {
@@ -255,6 +256,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: LINE_CAP,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| {
                 match output::parse_backup_line(line) {
@@ -494,6 +496,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: LINE_CAP,
                 timeout: Some(timeout),
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| match stream {
                 Stream::Stdout => collector.observe(line),
@@ -571,6 +574,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: LINE_CAP,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| {
                 match stream {
@@ -623,6 +627,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: max_line,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |_, line| on_line(line),
         )?;
@@ -653,6 +658,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: DOCUMENT_CAP,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| match stream {
                 Stream::Stdout => {
@@ -707,6 +713,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: stdout_cap,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| {
                 match stream {

@@ -117,11 +117,11 @@ fn one_plan(sandbox: &Sandbox, src: &Path) -> Value {
     )
 }
 
-/// A Backup call from a thread: its answer (status and body), and when it came.
-fn backup_in_thread(
-    addr: SocketAddr,
-    plan: &str,
-) -> std::thread::JoinHandle<(std::io::Result<(u16, Vec<u8>)>, Instant)> {
+/// A call's answer (status and body), and when it came.
+type Answer = (std::io::Result<(u16, Vec<u8>)>, Instant);
+
+/// A Backup call from a thread.
+fn backup_in_thread(addr: SocketAddr, plan: &str) -> std::thread::JoinHandle<Answer> {
     let body = format!(r#"{{"value":"{plan}"}}"#);
     std::thread::spawn(move || {
         let r = Client::new(addr).and_then(|mut c| c.post("Backup", &body));

@@ -317,6 +317,9 @@ mod tests {
         assert_eq!(s.limits.threads, 4);
         assert_eq!(s.limits.read_timeout, Duration::from_secs(2));
         assert_eq!(s.limits.max_body, 10);
+        assert_eq!(s.max_streams, DEFAULT_MAX_STREAMS);
         assert!(resolve(&["--threads", "0"], &[("HOME", "/h")]).is_err());
+        let s = resolve(&["--max-streams", "3"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.max_streams, 3);
     }
 }

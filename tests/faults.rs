@@ -1,12 +1,15 @@
 //! Faults footrest must survive without a restart, end to end with the real binary:
 //! restic missing from PATH or too old (a clear message at start-up and on every call
-//! that needs it, the history still served, and restic picked up once it is there), and
-//! a config file replaced by garbage while running (refused on SIGHUP, the old config
-//! keeps running). The long fault drills (kill -9, full disk, a vanishing repository)
-//! are in `benches/drills.rs`.
+//! that needs it, the history still served, and restic picked up once it is there), a
+//! config file replaced by garbage while running (refused on SIGHUP, the old config
+//! keeps running), and many open event streams (they take no request thread). The long
+//! fault and load drills (kill -9, full disk, a vanishing repository, 300 idle
+//! connections) are in `benches/drills.rs`.
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -150,4 +153,53 @@ fn garbage_config_on_sighup_is_refused_and_the_old_one_keeps_running() {
         .filter(|o| o.get("operationBackup").is_some() && o["status"] == "STATUS_SUCCESS")
         .count();
     assert_eq!(backups, 2);
+}
+
+#[test]
+fn fifty_open_event_streams_leave_the_request_threads_free() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&one_plan(&sandbox));
+    // Two request threads only: streams must not hold them.
+    let fr = Footrest::start_with(&sandbox, &["--threads", "2"]);
+    let mut streams: Vec<BufReader<TcpStream>> = (0..50)
+        .map(|_| {
+            let mut s = TcpStream::connect(fr.addr).unwrap();
+            let body = [0u8, 0, 0, 0, 2, b'{', b'}'];
+            let head = format!(
+                "POST /v1.Backrest/GetOperationEvents HTTP/1.1\r\nHost: t\r\n\
+                 Content-Type: application/connect+json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&body).unwrap();
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+            while line != "\r\n" {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+            }
+            r
+        })
+        .collect();
+
+    // Unary calls are answered while all fifty are open.
+    let r = fr.rpc("Backup", &json!({"value": "docs"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    for _ in 0..20 {
+        assert_eq!(
+            fr.rpc("GetOperations", &json!({"selector": {}})).status,
+            200
+        );
+    }
+
+    // Every stream is live: its first envelope (an event) has flags 0, not the end (2).
+    for s in &mut streams {
+        let mut size = String::new();
+        s.read_line(&mut size).unwrap();
+        let mut flags = [0u8; 1];
+        s.read_exact(&mut flags).unwrap();
+        assert_eq!(flags[0], 0, "a stream was refused");
+    }
 }

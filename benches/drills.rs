@@ -347,11 +347,19 @@ fn disk_full() -> Result<(), String> {
         m.contains("full") || m.contains("No space") || m.contains("space"),
         || format!("the answer does not say the disk is full: {m:?}"),
     )?;
+    // The log line travels through a pipe: wait for it a little.
+    let logged = |fr: &Footrest| {
+        fr.stderr()[before..]
+            .lines()
+            .find(|l| l.contains("full") || l.contains("space"))
+            .map(str::to_string)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while logged(&fr).is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = fr.stderr()[before..].to_string();
-    let line = log
-        .lines()
-        .find(|l| l.contains("full") || l.contains("space"))
-        .map(str::to_string);
+    let line = logged(&fr);
     println!("log: {}", line.as_deref().unwrap_or("(none)"));
     check(line.is_some(), || {
         format!("no log line about the full disk; log since:\n{log}")

@@ -46,6 +46,7 @@
 //! | one write (response, each stream chunk, `100 Continue`) | `Limits::write_timeout` | 30 s | close; a stream's `write_chunk` returns the error |
 //! | idle keep-alive connection, or new connection that sends nothing | `Limits::idle_timeout` | 60 s | closed by the poller |
 //! | request threads | `Limits::threads` | 16 | fixed pool, never grows |
+//! | long streams, a thread each | the handler's (`api::rpc::streams`, `--max-streams`) | 64 | the handler ends the stream at once |
 //! | ready connections waiting for a thread | `Limits::queue` | 64 | `503 unavailable`, close |
 //! | open connections, idle included | `Limits::max_connections` | 1024 | `503 unavailable`, close (keep it below the fd limit) |
 //! | excess read and discarded after 413/431/400 | `LINGER_BYTES` / `LINGER_TIME` | 4 MiB / 2 s | the connection is closed |

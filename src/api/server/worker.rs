@@ -2,9 +2,9 @@
 //! reads one request into its fixed head buffer (and the body into a vector bounded by
 //! the body limit), calls the handler with panics caught, writes the response, and then
 //! keeps the connection (pipelined bytes already buffered), hands it back to the poller
-//! (keep-alive) or closes it. A long stream (`Body::OwnThread`) is written on a thread of its own
-//! and the request thread goes back to the queue. It must never wait on a socket without a timeout, and
-//! never allocate for bytes a client has only announced.
+//! (keep-alive) or closes it. A long stream (`Body::OwnThread`) is written on a thread
+//! of its own and the request thread goes back to the queue. It must never wait on a
+//! socket without a timeout, and never allocate for bytes a client has only announced.
 
 use std::any::Any;
 use std::io::{self, ErrorKind, Read, Write};

@@ -549,7 +549,41 @@ fn repo_gone() -> Result<(), String> {
     check(
         shown.contains("stopped answering") && shown.contains("connection refused"),
         || format!("the operation's message does not say the repository is gone: {shown:?}"),
-    )
+    )?;
+
+    // The repository is back: the next backup (at full speed) gets through, and the
+    // lock the stopped restic left behind is gone.
+    let _rclone = Rclone::serve(&store, port)?;
+    config["repos"][0]["flags"] = json!([]);
+    let tmp = sandbox.path("config.json.new");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&config).unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, sandbox.config_path()).map_err(|e| e.to_string())?;
+    wait_until("the new config", Duration::from_secs(20), || {
+        fr.rpc("GetConfig", &json!({})).json()["repos"][0]
+            .get("flags")
+            .is_none_or(|f| f == &json!([]))
+    });
+    let r = fr.rpc("Backup", &json!({"value": "docs"}));
+    check(r.status == 200, || {
+        format!("the backup once the repository was back: {}", r.text())
+    })?;
+    let out = Command::new("restic")
+        .args(["list", "locks", "--no-lock"])
+        .env(
+            "RESTIC_REPOSITORY",
+            format!("rest:http://127.0.0.1:{port}/"),
+        )
+        .env("RESTIC_PASSWORD", harness::REPO_PASSWORD)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let locks = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    check(out.status.success() && locks.is_empty(), || {
+        format!(
+            "locks left in the repository: {locks:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 // ---------------------------------------------------------------- load

@@ -918,7 +918,8 @@ fn kill9() -> Result<(), String> {
             .and_then(|mut f| f.read_exact(&mut data))
             .map_err(|e| e.to_string())?;
         std::fs::write(src.join(format!("round-{round}.bin")), &data).map_err(|e| e.to_string())?;
-        let kind = rng.below(3) as usize;
+        // Backups, forgets and prunes in turn; the moment of the kill is random.
+        let kind = round % 3;
         kinds[kind] += 1;
         let what = ["backup", "forget", "prune"][kind];
         let _call = match kind {

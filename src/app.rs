@@ -71,16 +71,23 @@ impl App {
                 ))
             })?;
         let config = load_or_create_config(&settings.config_path, &settings.data_dir)?;
-        let mut restic = Restic::locate(settings.restic.as_deref())
-            .map_err(|e| StartError::Other(e.to_string()))?;
+        // Without a usable restic footrest still serves its history and config; every
+        // task that needs restic fails with this same message until restic is there.
+        let (mut restic, problem) = Restic::locate_or_later(settings.restic.as_deref());
         // A service with neither HOME nor XDG_CACHE_HOME would run restic without a
         // cache, re-reading the repository's index on every run.
         restic.set_cache_fallback(Some(settings.data_dir.join("restic-cache")));
-        info!(
-            "using restic {} at {}",
-            restic.version(),
-            restic.path().display()
-        );
+        match problem {
+            None => info!(
+                "using restic {} at {}",
+                restic.version(),
+                restic.path().display()
+            ),
+            Some(e) => error!(
+                "{e}. footrest runs without it: backups and every other repository task \
+                 fail with this message until restic is installed (no restart needed)"
+            ),
+        }
         let oplog_path = settings.data_dir.join("oplog.sqlite");
         let oplog =
             Arc::new(OpLog::open(&oplog_path).map_err(|e| StartError::Other(e.to_string()))?);

@@ -211,7 +211,7 @@ fn serve(settings: &Settings) -> ExitCode {
     }
     app::spawn_config_watcher(&app);
     let api = Api::new(Arc::clone(&app))
-        .with_stream_options(StreamOptions::for_threads(settings.limits.threads));
+        .with_stream_options(StreamOptions::with_max_streams(settings.max_streams));
     // The socket listens already: a client connecting from now on is served.
     systemd.ready(&format!("listening on http://{}", server.local_addr()));
     systemd.spawn_watchdog();

@@ -35,6 +35,7 @@ Options (a flag beats its variable, which beats the default):
   --log-level LEVEL    error, warn, info or debug (adds a line per request)
                        [FOOTREST_LOG; default info]; logs go to stderr
   --threads N          request threads (default 16)
+  --max-streams N      open GetLogs/GetOperationEvents streams (default 64)
   --read-timeout SECS  cut off a client that stops sending mid-request (default 30)
   --max-body BYTES     largest request body (default 1048576)
   --user NAME          init-config's user (default admin)
@@ -66,6 +67,7 @@ pub struct Args {
     pub restic: Option<PathBuf>,
     pub log_level: Option<String>,
     pub threads: Option<usize>,
+    pub max_streams: Option<usize>,
     pub read_timeout_secs: Option<u64>,
     pub max_body: Option<usize>,
     pub user: Option<String>,
@@ -95,6 +97,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, Strin
             "--restic" => out.restic = Some(value("--restic")?.into()),
             "--log-level" => out.log_level = Some(value("--log-level")?),
             "--threads" => out.threads = Some(number("--threads", &value("--threads")?)?),
+            "--max-streams" => {
+                out.max_streams = Some(number("--max-streams", &value("--max-streams")?)?)
+            }
             "--read-timeout" => {
                 out.read_timeout_secs = Some(number("--read-timeout", &value("--read-timeout")?)?)
             }
@@ -135,7 +140,12 @@ pub struct Settings {
     pub limits: Limits,
     /// The user `init-config` creates.
     pub user: String,
+    /// Streams open at once; each has a thread of its own while it is open.
+    pub max_streams: usize,
 }
+
+/// Streams open at once by default: a dashboard tab holds one, a log view another.
+pub const DEFAULT_MAX_STREAMS: usize = 64;
 
 impl Settings {
     /// Flag, else environment variable, else default.
@@ -202,6 +212,7 @@ impl Settings {
             log_level: args.log_level.or_else(|| var("FOOTREST_LOG")),
             limits,
             user: args.user.unwrap_or_else(|| "admin".into()),
+            max_streams: args.max_streams.unwrap_or(DEFAULT_MAX_STREAMS),
         })
     }
 }
@@ -401,6 +412,9 @@ mod tests {
         assert_eq!(s.limits.threads, 4);
         assert_eq!(s.limits.read_timeout, Duration::from_secs(2));
         assert_eq!(s.limits.max_body, 10);
+        assert_eq!(s.max_streams, DEFAULT_MAX_STREAMS);
         assert!(resolve(&["--threads", "0"], &[("HOME", "/h")]).is_err());
+        let s = resolve(&["--max-streams", "3"], &[("HOME", "/h")]).unwrap();
+        assert_eq!(s.max_streams, 3);
     }
 }

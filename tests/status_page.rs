@@ -347,12 +347,12 @@ fn chromium_backs_up_a_plan_from_the_page_and_shows_its_log() {
         assert!(
             rpc_lines
                 .iter()
-                .any(|l| l.contains(&format!("POST /v1.Backrest/{method} 200 "))),
+                .any(|l| l.ends_with(&format!("POST /v1.Backrest/{method} -> 200"))),
             "no successful {method} in:\n{stderr}"
         );
     }
     assert!(
-        !rpc_lines.iter().any(|l| l.contains(" 401 ")),
+        !rpc_lines.iter().any(|l| l.ends_with(" -> 401")),
         "a fetch() went without credentials:\n{stderr}"
     );
     // And nothing was blocked by the Content-Security-Policy.

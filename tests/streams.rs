@@ -436,8 +436,9 @@ fn fifty_event_streams_do_not_block_a_backup_and_gone_clients_free_their_place()
         json!([{"id": "docs", "repo": "local", "paths": [src]}]),
         auth_off(),
     ));
-    // The default 16 request threads: at most 8 streams.
-    let fr = Footrest::start(&sandbox);
+    // At most 8 streams; streams run on threads of their own, so the Backup below is
+    // answered however many are open.
+    let fr = Footrest::start_with(&sandbox, &["--max-streams", "8"]);
     let mut streams: Vec<StreamClient> = (0..50)
         .map(|_| StreamClient::open(fr.addr, "GetOperationEvents", &json!({})))
         .collect();

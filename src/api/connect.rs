@@ -307,6 +307,17 @@ pub fn stream_response(produce: StreamFn) -> Response {
     }
 }
 
+/// [`stream_response`] for a stream that stays open as long as its client wants: the
+/// connection layer writes it on a thread of its own (`Body::OwnThread`); the caller
+/// bounds how many are open.
+pub fn long_stream_response(produce: StreamFn) -> Response {
+    let mut resp = stream_response(produce);
+    if let Body::Stream(produce) = resp.body {
+        resp.body = Body::OwnThread(produce);
+    }
+    resp
+}
+
 /// A stream that ends at once with this error (the response is still `200`).
 pub fn stream_error(error: ApiError) -> Response {
     stream_response(Box::new(move |out: &mut dyn ChunkWriter| {

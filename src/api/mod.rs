@@ -18,7 +18,7 @@ pub mod status_page;
 use std::sync::Arc;
 
 use crate::App;
-use connect::{ApiError, Service};
+use connect::{ApiError, Code, Service};
 use rpc::streams::{StreamOptions, Streams};
 use server::{Request, Response};
 
@@ -29,7 +29,7 @@ pub struct Api {
 }
 
 impl Api {
-    /// An API with the stream options for the default number of request threads.
+    /// An API with the default stream options.
     pub fn new(app: Arc<App>) -> Api {
         Api {
             app,
@@ -37,9 +37,7 @@ impl Api {
         }
     }
 
-    /// Sets how many streams may be open at once and how often quiet ones write. Pass
-    /// `StreamOptions::for_threads(limits.threads)` when the server has a different
-    /// number of request threads.
+    /// Sets how many streams may be open at once and how often quiet ones write.
     pub fn with_stream_options(mut self, options: StreamOptions) -> Api {
         self.streams = Streams::new(options);
         self
@@ -97,6 +95,12 @@ impl Api {
         };
         match handler(&self.app, &req.body) {
             Ok(body) => connect::ok_json(body),
+            // A fault of footrest's own (the operation log's disk is full, say) goes to
+            // the log too: whoever reads it may not be the one who got the answer.
+            Err(e) if e.code == Code::Internal => {
+                error!("{} {} failed: {e}", req.method, req.path);
+                e.response()
+            }
             Err(e) => {
                 debug!("{} {}: {e}", req.method, req.path);
                 e.response()

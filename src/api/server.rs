@@ -19,6 +19,10 @@
 //!   ready queue** (`Limits::queue`). A **fixed pool of request threads**
 //!   (`Limits::threads`, named `footrest-http-N`, 512 KiB stacks) takes connections
 //!   from the queue, reads one request, calls the handler and writes the response.
+//! - A **long stream** (`Body::OwnThread`: GetLogs, GetOperationEvents) is written
+//!   on a thread of its own, started for it and ended with it; the request thread goes
+//!   back to the queue at once. How many streams may be open is the handler's limit
+//!   (`api::rpc::streams`, `--max-streams`); shutdown waits for them within the grace.
 //! - After a keep-alive response the request thread hands the connection back to the
 //!   poller through a self-pipe wake-up (a `UnixStream` pair), unless bytes of a
 //!   pipelined next request are already buffered; then it serves that one first.
@@ -42,6 +46,7 @@
 //! | one write (response, each stream chunk, `100 Continue`) | `Limits::write_timeout` | 30 s | close; a stream's `write_chunk` returns the error |
 //! | idle keep-alive connection, or new connection that sends nothing | `Limits::idle_timeout` | 60 s | closed by the poller |
 //! | request threads | `Limits::threads` | 16 | fixed pool, never grows |
+//! | long streams, a thread each | the handler's (`api::rpc::streams`, `--max-streams`) | 64 | the handler ends the stream at once |
 //! | ready connections waiting for a thread | `Limits::queue` | 64 | `503 unavailable`, close |
 //! | open connections, idle included | `Limits::max_connections` | 1024 | `503 unavailable`, close (keep it below the fd limit) |
 //! | excess read and discarded after 413/431/400 | `LINGER_BYTES` / `LINGER_TIME` | 4 MiB / 2 s | the connection is closed |
@@ -68,7 +73,7 @@ use std::time::{Duration, Instant};
 
 /// Stack size of a request thread. Pages are only committed when touched; this leaves
 /// room for SQLite and serde_json under a handler while keeping address space small.
-const REQUEST_THREAD_STACK: usize = 512 * 1024;
+pub(crate) const REQUEST_THREAD_STACK: usize = 512 * 1024;
 /// At most this much of a refused request's excess is read and discarded before closing.
 pub(crate) const LINGER_BYTES: usize = 4 * 1024 * 1024;
 /// ... and for at most this long (also capped by `read_timeout`).
@@ -77,6 +82,8 @@ pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Upper bound of the listen backlog (pending handshakes not yet accepted).
 const LISTEN_BACKLOG_MAX: usize = 1024;
+/// How often shutdown looks whether the streams have ended.
+const STREAM_END_POLL: Duration = Duration::from_millis(20);
 /// New connections accepted per poll round, so returning connections are not starved.
 const ACCEPT_BATCH: usize = 256;
 
@@ -186,7 +193,12 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// Sent with Transfer-Encoding: chunked; each write_chunk is flushed at once. The
     /// closure returns when the stream is done or the client went away (write error).
+    /// Written on the request thread: for bodies that end by themselves (a download).
     Stream(StreamFn),
+    /// A stream that stays open as long as the client wants (GetOperationEvents):
+    /// written like `Stream`, but on a thread of its own, so it holds no request
+    /// thread. The handler bounds how many it hands out.
+    OwnThread(StreamFn),
 }
 
 impl std::fmt::Debug for Body {
@@ -194,6 +206,7 @@ impl std::fmt::Debug for Body {
         match self {
             Body::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             Body::Stream(_) => f.write_str("Stream"),
+            Body::OwnThread(_) => f.write_str("OwnThread"),
         }
     }
 }
@@ -232,7 +245,8 @@ impl Response {
 }
 
 /// Turns requests into responses. Called on a request thread; may block (a `Backup`
-/// waits for its operation), which holds that thread.
+/// waits for its operation), which holds that thread. A `Body::OwnThread` it returns
+/// is written on a thread of its own, so the handler must bound how many it hands out.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: Request) -> Response;
 
@@ -266,6 +280,24 @@ pub(crate) struct Shared {
     /// Connections handed back by request threads, waiting for the poller to take them.
     returned: Mutex<Vec<Conn>>,
     wake_tx: UnixStream,
+    /// Streamed responses being written on their own threads.
+    streaming: AtomicUsize,
+}
+
+/// One streamed response being written; shutdown waits until none is left.
+pub(crate) struct StreamCount(Arc<Shared>);
+
+impl StreamCount {
+    pub(crate) fn enter(shared: &Arc<Shared>) -> StreamCount {
+        shared.streaming.fetch_add(1, Ordering::AcqRel);
+        StreamCount(Arc::clone(shared))
+    }
+}
+
+impl Drop for StreamCount {
+    fn drop(&mut self) {
+        self.0.streaming.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Shared {
@@ -364,6 +396,7 @@ impl Server {
             open: AtomicUsize::new(0),
             returned: Mutex::new(Vec::new()),
             wake_tx,
+            streaming: AtomicUsize::new(0),
         });
         Ok(Server {
             listener,
@@ -447,6 +480,10 @@ impl Server {
                 Ok(()) => exited += 1,
                 Err(_) => break,
             }
+        }
+        // Streams end within a probe of footrest stopping (`api::rpc::streams`).
+        while shared.streaming.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            thread::sleep(STREAM_END_POLL);
         }
         drop(shared.take_returned());
         if exited < started {
@@ -701,7 +738,7 @@ fn refuse(mut stream: TcpStream, message: &str) {
 fn body_len(body: &Body) -> usize {
     match body {
         Body::Bytes(b) => b.len(),
-        Body::Stream(_) => 0,
+        Body::Stream(_) | Body::OwnThread(_) => 0,
     }
 }
 

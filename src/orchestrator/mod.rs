@@ -197,6 +197,9 @@ pub struct Shared {
     /// Repos whose stale locks must be removed before their next task (after a crash or
     /// a killed restic).
     needs_unlock: Mutex<HashSet<String>>,
+    /// Ends of operations that could not be written (the disk was full): written again
+    /// before each task and on every scheduler pass, until they are on disk.
+    unsaved: Mutex<Vec<Operation>>,
     stopping: AtomicBool,
     pub clock: Arc<dyn Clock>,
     /// The local time zone that cron schedules are read in.
@@ -242,6 +245,7 @@ impl Orchestrator {
             wake: Condvar::new(),
             running: Mutex::new(None),
             needs_unlock: Mutex::new(needs_unlock),
+            unsaved: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             clock,
             tz: jiff::tz::TimeZone::try_system().unwrap_or_else(|e| {
@@ -606,7 +610,8 @@ impl Shared {
     }
 
     /// Writes the final state of an operation, retrying a few times: losing the end of an
-    /// operation would leave it INPROGRESS in the history.
+    /// operation would leave it INPROGRESS in the history. If the disk still refuses, the
+    /// end is kept and written again by [`Shared::write_unsaved`] once there is room.
     pub fn finish_op(&self, op: &mut Operation) {
         for attempt in 0..5 {
             match self.oplog.update(op) {
@@ -621,6 +626,37 @@ impl Shared {
                 }
             }
         }
+        error!(
+            "the end of operation {} is kept in memory and written once the operation log \
+             can be written again (free some space on its disk)",
+            op.id
+        );
+        let mut unsaved = lock(&self.unsaved);
+        unsaved.retain(|o| o.id != op.id);
+        unsaved.push(op.clone());
+    }
+
+    /// Writes the operation ends [`Shared::finish_op`] could not write; those that still
+    /// fail are kept for the next call.
+    pub fn write_unsaved(&self) {
+        let pending = std::mem::take(&mut *lock(&self.unsaved));
+        if pending.is_empty() {
+            return;
+        }
+        let mut left = Vec::new();
+        for mut op in pending {
+            match self.oplog.update(&mut op) {
+                Ok(()) => info!(
+                    "recorded the end of operation {}, which could not be written before",
+                    op.id
+                ),
+                Err(_) => left.push(op),
+            }
+        }
+        let mut unsaved = lock(&self.unsaved);
+        // finish_op may have kept newer ends meanwhile; those win.
+        left.retain(|o| !unsaved.iter().any(|n| n.id == o.id));
+        unsaved.extend(left);
     }
 
     /// Records a new PENDING operation and queues its task, unless footrest is stopping.
@@ -754,6 +790,7 @@ fn worker_loop(shared: &Arc<Shared>) {
                 queue = shared.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
             }
         };
+        shared.write_unsaved();
         run_task(shared, task);
     }
 }

@@ -386,6 +386,7 @@ pub(super) fn scheduler_loop(shared: &Arc<Shared>) {
         if shared.stopping() {
             return;
         }
+        shared.write_unsaved();
         let next = shared.plan_and_queue();
         let now = shared.clock.now_ms();
         if now >= next_upkeep {

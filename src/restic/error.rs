@@ -25,6 +25,10 @@ pub enum ResticError {
     /// There is no repository at the uri (0.14: "Is there a repository at the following
     /// location?", newer: exit code 10).
     RepoNotFound { detail: String },
+    /// The repository stopped answering: restic did nothing but retry it for `seconds`
+    /// and was stopped. `detail` is its last retry's error (a refused connection, a
+    /// timeout).
+    RepoUnreachable { seconds: u64, detail: String },
     /// The password does not open any key of the repository (newer: exit code 12).
     WrongPassword { detail: String },
     /// Another restic holds a lock that conflicts (newer: exit code 11). `holder` is who
@@ -125,6 +129,14 @@ impl fmt::Display for ResticError {
                  point BACKREST_RESTIC_COMMAND at it",
                 path.display()
             ),
+            ResticError::Spawn { program, source } if source.kind() == io::ErrorKind::NotFound => {
+                write!(
+                    f,
+                    "could not start {program}: it is not there any more ({source}); install \
+                     restic 0.14 or newer (Debian/Ubuntu: `apt install restic`) or set \
+                     BACKREST_RESTIC_COMMAND to its path"
+                )
+            }
             ResticError::Spawn { program, source } => {
                 write!(f, "could not start {program}: {source}")
             }
@@ -136,6 +148,13 @@ impl fmt::Display for ResticError {
                 f,
                 "no restic repository at this location; check the repo's uri, or initialise \
                  it (autoInitialize) — restic said: {detail}"
+            ),
+            ResticError::RepoUnreachable { seconds, detail } => write!(
+                f,
+                "the repository stopped answering: restic retried it for {seconds} s without \
+                 getting through and was stopped (last error: {detail}); check that the \
+                 repository's server and the network to it are up, then run the task again \
+                 (a lock it left behind is removed before the next task)"
             ),
             ResticError::WrongPassword { .. } => write!(
                 f,

@@ -21,6 +21,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 pub use command::{
@@ -37,7 +38,7 @@ pub use words::{expand_env, split_words};
 
 use command::{CommandSpec, Host};
 use output::{BackupLine, Diagnostics, LsCollector, RestoreLine};
-use process::{DOCUMENT_CAP, LINE_CAP, LogSink, RunOptions, Stream};
+use process::{DOCUMENT_CAP, LINE_CAP, LogSink, RunOptions, Stream, UNREACHABLE_AFTER};
 
 /// The oldest restic footrest works with (Debian 12's).
 pub const MIN_VERSION: Version = Version::new(0, 14, 0);
@@ -84,6 +85,15 @@ pub struct Restic {
     path: PathBuf,
     version: Version,
     cache_fallback: Option<PathBuf>,
+    /// Set when no usable restic was found at start-up ([`Restic::locate_or_later`]).
+    later: Option<Arc<Later>>,
+}
+
+/// Where to look for restic again, and what was found once it was.
+#[derive(Debug)]
+struct Later {
+    explicit: Option<PathBuf>,
+    found: Mutex<Option<PathBuf>>,
 }
 
 impl Restic {
@@ -98,12 +108,51 @@ impl Restic {
         Restic::at(path)
     }
 
+    /// [`Restic::locate`], for a server that should run (and answer from its history)
+    /// without restic: when no usable restic is found, the error comes back with a
+    /// `Restic` that looks again before every run and fails that run with the same kind
+    /// of error (missing, too old: what to install) until one is found; then it uses it,
+    /// with no restart.
+    pub fn locate_or_later(explicit: Option<&Path>) -> (Restic, Option<ResticError>) {
+        match Restic::locate(explicit) {
+            Ok(restic) => (restic, None),
+            Err(e) => {
+                let restic = Restic {
+                    path: explicit.map_or_else(|| PathBuf::from("restic"), Path::to_path_buf),
+                    version: MIN_VERSION,
+                    cache_fallback: None,
+                    later: Some(Arc::new(Later {
+                        explicit: explicit.map(Path::to_path_buf),
+                        found: Mutex::new(None),
+                    })),
+                };
+                (restic, Some(e))
+            }
+        }
+    }
+
+    /// The binary to run: the located one, or (after [`Restic::locate_or_later`] found
+    /// none) the result of looking again.
+    fn usable_path(&self) -> Result<PathBuf, ResticError> {
+        let Some(later) = &self.later else {
+            return Ok(self.path.clone());
+        };
+        let mut found = later.found.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(path) = &*found {
+            return Ok(path.clone());
+        }
+        let located = Restic::locate(later.explicit.as_deref())?;
+        *found = Some(located.path.clone());
+        Ok(located.path)
+    }
+
     /// Uses the binary at `path` (absolute) after checking its version.
     fn at(path: PathBuf) -> Result<Restic, ResticError> {
         let mut restic = Restic {
             path,
             version: MIN_VERSION,
             cache_fallback: None,
+            later: None,
         };
         let version = restic.query_version()?;
         if version < MIN_VERSION {
@@ -141,6 +190,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: LINE_CAP,
                 timeout: Some(VERSION_TIMEOUT),
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| match stream {
                 Stream::Stdout => {
@@ -176,7 +226,7 @@ impl Restic {
             env: &env,
             cache_fallback: self.cache_fallback.as_deref(),
         };
-        command::command_spec(&self.path, repo, args, &host)
+        command::command_spec(&self.usable_path()?, repo, args, &host)
     }
 
     /// Runs a backup. Every stdout/stderr line except progress status lines goes to
@@ -206,6 +256,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: LINE_CAP,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| {
                 match output::parse_backup_line(line) {
@@ -445,6 +496,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: LINE_CAP,
                 timeout: Some(timeout),
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| match stream {
                 Stream::Stdout => collector.observe(line),
@@ -522,6 +574,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: LINE_CAP,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| {
                 match stream {
@@ -574,6 +627,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: max_line,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |_, line| on_line(line),
         )?;
@@ -604,6 +658,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: DOCUMENT_CAP,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| match stream {
                 Stream::Stdout => {
@@ -658,6 +713,7 @@ impl Restic {
             &RunOptions {
                 stdout_line_cap: stdout_cap,
                 timeout: None,
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |stream, line| {
                 match stream {

@@ -175,6 +175,25 @@ struct RawSummary {
 }
 
 /// Classifies one line of `backup --json` output (either stream).
+/// A backup's progress in a status line (bytes plus files done, growing while restic
+/// gets somewhere); `None` for any other line.
+pub(crate) fn progress_counter(line: &str) -> Option<i64> {
+    if !line.starts_with('{') || !line.contains("\"status\"") {
+        return None;
+    }
+    match parse_backup_line(line) {
+        BackupLine::Status(s) => Some(s.bytes_done.saturating_add(s.files_done)),
+        _ => None,
+    }
+}
+
+/// The error in a retry report restic prints when its repository fails a request
+/// (`Save(<data/ab12>) returned error, retrying after 1.5s: <error>`): `<error>`.
+pub(crate) fn retry_error(line: &str) -> Option<&str> {
+    let (_, rest) = line.split_once(" returned error, retrying after ")?;
+    Some(rest.split_once(": ").map_or(rest, |(_, e)| e))
+}
+
 pub(crate) fn parse_backup_line(line: &str) -> BackupLine {
     let Some(value) = json_object(line) else {
         return BackupLine::Other;

@@ -1,7 +1,8 @@
 //! Runs one restic child to its end: spawns it in its own process group with a parent-
 //! death signal, reads stdout and stderr line by line on two short-lived threads, hands
 //! each (bounded, redacted) line to the caller, and stops it on request: SIGINT, then
-//! SIGKILL after the grace period. The child is always reaped. It does not interpret
+//! SIGKILL after the grace period; it also stops a restic that does nothing but retry a
+//! repository that stopped answering. The child is always reaped. It does not interpret
 //! what restic prints (that is `output`) and does not build commands (that is `command`).
 
 use std::fs::File;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::ResticError;
 use super::command::CommandSpec;
+use super::output;
 
 /// How often the run loop looks at the stop handle when restic is quiet.
 const TICK: Duration = Duration::from_millis(200);
@@ -81,6 +83,63 @@ pub(crate) struct RunOptions {
     pub stdout_line_cap: usize,
     /// Stop restic (as if stopped, with a short grace) when it runs longer than this.
     pub timeout: Option<Duration>,
+    /// Stop restic (with a short grace) when it has been retrying its repository
+    /// without a break, and without backup progress, for this long: the run then ends
+    /// with [`ResticError::RepoUnreachable`]. See [`UNREACHABLE_AFTER`].
+    pub unreachable_after: Duration,
+}
+
+/// The default of [`RunOptions::unreachable_after`]. restic 0.14 retries each failed
+/// request ten times with back-off and then, at exit, the removal of its lock as long
+/// again: a backup whose repository went away took almost three minutes to fail. Two
+/// minutes of nothing but retries is an outage, not a slow link.
+pub(crate) const UNREACHABLE_AFTER: Duration = Duration::from_secs(120);
+/// Retry reports further apart than this belong to separate hiccups, not one outage.
+const RETRY_GAP: Duration = Duration::from_secs(60);
+
+/// Watches restic's output for an unreachable repository: an unbroken run of retry
+/// reports (`... returned error, retrying after ...`) with no backup progress between.
+#[derive(Debug, Default)]
+struct RetryWatch {
+    since: Option<Instant>,
+    last: Option<Instant>,
+    error: String,
+    progress: Option<i64>,
+}
+
+impl RetryWatch {
+    fn observe(&mut self, stream: Stream, line: &str, now: Instant) {
+        match stream {
+            Stream::Stderr => {
+                if let Some(e) = output::retry_error(line) {
+                    if self.last.is_none_or(|t| now.duration_since(t) > RETRY_GAP) {
+                        self.since = Some(now);
+                    }
+                    self.last = Some(now);
+                    self.error = e.chars().take(400).collect();
+                }
+            }
+            Stream::Stdout => {
+                if let Some(p) = output::progress_counter(line) {
+                    if self.progress.is_some_and(|old| p > old) {
+                        self.since = None;
+                        self.last = None;
+                    }
+                    self.progress = Some(p);
+                }
+            }
+        }
+    }
+
+    /// Whether restic has been retrying, without a break, for `limit` by `now`.
+    fn gave_up(&self, now: Instant, limit: Duration) -> bool {
+        match (self.since, self.last) {
+            (Some(since), Some(last)) => {
+                now.duration_since(since) >= limit && now.duration_since(last) <= RETRY_GAP
+            }
+            _ => false,
+        }
+    }
 }
 
 pub(crate) struct Finished {
@@ -254,18 +313,23 @@ pub(crate) fn run(
     let mut exited_at: Option<Instant> = None;
     let mut readers_done = false;
     let mut timed_out = false;
-    let mut watch = Duration::from_millis(1);
+    let mut exit_poll = Duration::from_millis(1);
+    let mut watch = RetryWatch::default();
+    let mut unreachable = false;
     loop {
         if status.is_none() {
             if !timed_out && opts.timeout.is_some_and(|t| started.elapsed() >= t) {
                 timed_out = true;
             }
-            let grace = if timed_out {
+            if !unreachable && watch.gave_up(Instant::now(), opts.unreachable_after) {
+                unreachable = true;
+            }
+            let grace = if timed_out || unreachable {
                 TIMEOUT_GRACE
             } else {
                 stop.grace()
             };
-            if stop.is_stopped() || timed_out {
+            if stop.is_stopped() || timed_out || unreachable {
                 signals.escalate(grace);
             }
         }
@@ -276,11 +340,15 @@ pub(crate) fn run(
             // Both pipes are closed but restic still runs: just watch it. It usually
             // exits a moment after closing them, so look again soon and back off to
             // TICK (a flat TICK here added up to 200 ms to every restic call).
-            thread::sleep(watch);
-            watch = (watch * 2).min(TICK);
+            thread::sleep(exit_poll);
+            exit_poll = (exit_poll * 2).min(TICK);
         } else {
             match rx.recv_timeout(TICK) {
-                Ok((stream, line)) => on_line(stream, &redactor.clean(&line)),
+                Ok((stream, line)) => {
+                    let line = redactor.clean(&line);
+                    watch.observe(stream, &line, Instant::now());
+                    on_line(stream, &line);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => readers_done = true,
             }
@@ -308,6 +376,12 @@ pub(crate) fn run(
             source: io::Error::other("restic was not reaped"),
         });
     };
+    if unreachable && !stop.is_stopped() {
+        return Err(ResticError::RepoUnreachable {
+            seconds: opts.unreachable_after.as_secs(),
+            detail: watch.error,
+        });
+    }
     Ok(Finished {
         status,
         stop_requested: signals.interrupted_at.is_some(),
@@ -507,6 +581,7 @@ mod tests {
         RunOptions {
             stdout_line_cap: LINE_CAP,
             timeout: None,
+            unreachable_after: UNREACHABLE_AFTER,
         }
     }
 
@@ -610,12 +685,57 @@ mod tests {
             &RunOptions {
                 stdout_line_cap: LINE_CAP,
                 timeout: Some(Duration::from_millis(300)),
+                unreachable_after: UNREACHABLE_AFTER,
             },
             &mut |_, _| {},
         );
         let fin = res.unwrap();
         assert!(fin.timed_out && fin.stop_requested);
         assert_eq!(fin.code(), Some(130));
+    }
+
+    #[test]
+    fn a_restic_that_only_retries_is_stopped_as_unreachable() {
+        let spec = sh("trap 'exit 130' INT; while :; do \
+             echo 'Save(<data/ab12>) returned error, retrying after 1.5s: client.Post: Post \"http://h/data/ab\": dial tcp 127.0.0.1:1: connect: connection refused' >&2; \
+             sleep 0.1; done");
+        let t0 = Instant::now();
+        let res = run(
+            &spec,
+            &StopHandle::new(),
+            &RunOptions {
+                stdout_line_cap: LINE_CAP,
+                timeout: None,
+                unreachable_after: Duration::from_millis(500),
+            },
+            &mut |_, _| {},
+        );
+        let err = res.err().expect("stopped as unreachable");
+        assert!(matches!(err, ResticError::RepoUnreachable { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("connect: connection refused"), "{text}");
+        assert!(!text.contains("Save("), "{text}");
+        assert!(t0.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn backup_progress_between_retries_is_no_outage() {
+        // Retries, but bytes_done grows between them: a slow, flaky link still working.
+        let spec = sh("i=0; while [ $i -lt 12 ]; do i=$((i+1)); \
+             echo 'Save(<data/ab12>) returned error, retrying after 1s: timeout' >&2; \
+             echo \"{\\\"message_type\\\":\\\"status\\\",\\\"bytes_done\\\":$i,\\\"files_done\\\":0}\"; \
+             sleep 0.1; done");
+        let res = run(
+            &spec,
+            &StopHandle::new(),
+            &RunOptions {
+                stdout_line_cap: LINE_CAP,
+                timeout: None,
+                unreachable_after: Duration::from_millis(500),
+            },
+            &mut |_, _| {},
+        );
+        assert_eq!(res.unwrap().code(), Some(0));
     }
 
     #[test]

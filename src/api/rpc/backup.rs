@@ -30,6 +30,7 @@ pub fn backup(app: &App, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| match e {
             OrchestratorError::PlanNotFound(_) => ApiError::not_found(e.to_string()),
             OrchestratorError::ShuttingDown => ApiError::new(Code::Canceled, e.to_string()),
+            OrchestratorError::OpLog(_) => ApiError::internal(e.to_string()),
             other => ApiError::new(Code::Unknown, other.to_string()),
         })?;
     let op = done.wait();

@@ -1,8 +1,9 @@
 //! The two server-streaming RPCs (CONTRACT §4, §5): `GetLogs` sends a log and then follows
 //! it live while it is being written; `GetOperationEvents` sends the operation log's
-//! changes as they happen. It owns what a stream may cost. A stream holds a request
-//! thread for as long as it is open, so at most [`StreamOptions::max_streams`] are open
-//! at once (half the request threads); one more gets an immediate end-of-stream
+//! changes as they happen. It owns what a stream may cost. The connection layer serves
+//! a stream's body on a thread of its own (see `api::server`), so open streams never
+//! take request threads from unary calls; at most [`StreamOptions::max_streams`] are
+//! open at once (`--max-streams`, default 64); one more gets an immediate end-of-stream
 //! `resource_exhausted`. Memory per stream is bounded too. A client that falls behind
 //! is cut off. A client that went away is noticed within two probes (see
 //! `api::connect`). Every stream ends within a probe interval of footrest beginning to
@@ -21,10 +22,11 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::App;
 use crate::api::connect::{self, ApiError, Code, Service, StreamWriter};
-use crate::api::server::{ChunkWriter, Limits, Response};
+use crate::api::server::{ChunkWriter, Response};
 use crate::logs::{Followed, LogFollower};
 use crate::oplog::OpEvent;
 use crate::proto::{self, Operation};
+use crate::settings::DEFAULT_MAX_STREAMS;
 
 /// A quiet stream completes a keep-alive message after this long (CONTRACT §4).
 pub const KEEPALIVE: Duration = Duration::from_secs(60);
@@ -53,12 +55,10 @@ pub struct StreamOptions {
 }
 
 impl StreamOptions {
-    /// The options for a server with `threads` request threads: streams may hold at
-    /// most half of them, so the other half stays free for unary calls (a server with
-    /// one thread serves no streams).
-    pub fn for_threads(threads: usize) -> StreamOptions {
+    /// At most `max_streams` open at once, with the standard keep-alive and probe.
+    pub fn with_max_streams(max_streams: usize) -> StreamOptions {
         StreamOptions {
-            max_streams: threads / 2,
+            max_streams,
             keepalive: KEEPALIVE,
             probe: PROBE,
         }
@@ -66,9 +66,9 @@ impl StreamOptions {
 }
 
 impl Default for StreamOptions {
-    /// For the default number of request threads (16): 8 streams.
+    /// [`DEFAULT_MAX_STREAMS`] streams.
     fn default() -> StreamOptions {
-        StreamOptions::for_threads(Limits::default().threads)
+        StreamOptions::with_max_streams(DEFAULT_MAX_STREAMS)
     }
 }
 
@@ -167,8 +167,8 @@ fn warn_refused(max: usize) {
             .is_ok()
     {
         warn!(
-            "refused a stream: {max} streams are open already (half the request threads); \
-             raise --threads if more dashboards should stay connected"
+            "refused a stream: {max} streams are open already; raise --max-streams if more \
+             dashboards should stay connected"
         );
     }
 }
@@ -217,7 +217,7 @@ fn get_logs(
         .follow(&req.logref)
         .map_err(|e| ApiError::internal(format!("cannot open the log {:?}: {e}", req.logref)))?;
     let stopping = stopping(app);
-    Ok(connect::stream_response(Box::new(
+    Ok(connect::long_stream_response(Box::new(
         move |out: &mut dyn ChunkWriter| {
             let _slot = slot;
             let w = StreamWriter::new(out, options.probe, options.keepalive);
@@ -284,7 +284,7 @@ fn operation_events(
     // reaches the client.
     let events = app.oplog.subscribe();
     let stopping = stopping(app);
-    Ok(connect::stream_response(Box::new(
+    Ok(connect::long_stream_response(Box::new(
         move |out: &mut dyn ChunkWriter| {
             let _slot = slot;
             let w = StreamWriter::new(out, options.probe, options.keepalive);
@@ -713,11 +713,9 @@ mod tests {
     }
 
     #[test]
-    fn streams_take_half_the_request_threads() {
-        assert_eq!(StreamOptions::default().max_streams, 8);
-        assert_eq!(StreamOptions::for_threads(3).max_streams, 1);
-        assert_eq!(StreamOptions::for_threads(1).max_streams, 0);
-        let streams = Streams::new(StreamOptions::for_threads(4));
+    fn open_streams_are_counted_against_their_limit() {
+        assert_eq!(StreamOptions::default().max_streams, 64);
+        let streams = Streams::new(StreamOptions::with_max_streams(2));
         let a = streams.take_slot().unwrap();
         let b = streams.take_slot().unwrap();
         assert!(streams.take_slot().is_none());

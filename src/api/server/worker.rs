@@ -2,8 +2,9 @@
 //! reads one request into its fixed head buffer (and the body into a vector bounded by
 //! the body limit), calls the handler with panics caught, writes the response, and then
 //! keeps the connection (pipelined bytes already buffered), hands it back to the poller
-//! (keep-alive) or closes it. It must never wait on a socket without a timeout, and
-//! never allocate for bytes a client has only announced.
+//! (keep-alive) or closes it. A long stream (`Body::OwnThread`) is written on a thread
+//! of its own and the request thread goes back to the queue. It must never wait on a
+//! socket without a timeout, and never allocate for bytes a client has only announced.
 
 use std::any::Any;
 use std::io::{self, ErrorKind, Read, Write};
@@ -11,13 +12,15 @@ use std::net::{Shutdown, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
 use std::time::Instant;
 
 use super::http::{
     self, ChunkError, ChunkedDecoder, Framing, FramingError, HeadError, ResponseFraming,
 };
 use super::{
-    Body, ChunkWriter, Conn, Handler, LINGER_BYTES, LINGER_TIME, Request, Response, Shared,
+    Body, ChunkWriter, Conn, Handler, LINGER_BYTES, LINGER_TIME, REQUEST_THREAD_STACK, Request,
+    Response, Shared, StreamCount,
 };
 
 /// Bodies up to this size are sent in the same write as the head.
@@ -27,6 +30,15 @@ enum Next {
     /// The exchange is complete and the connection may carry another request.
     KeepAlive,
     Close,
+    /// The response is a stream: it is written on a thread of its own (see `detach`).
+    Detach(Detached),
+}
+
+/// A streamed response whose head and body are still to be written.
+struct Detached {
+    resp: Response,
+    minor: u8,
+    close: bool,
 }
 
 enum ReadFail {
@@ -100,12 +112,46 @@ impl Worker {
         loop {
             match self.serve_one(&conn) {
                 Next::Close => return,
+                Next::Detach(job) => {
+                    self.detach(conn, job);
+                    return;
+                }
                 Next::KeepAlive if self.end > self.start => continue,
                 Next::KeepAlive => {
                     self.shared.hand_back(conn);
                     return;
                 }
             }
+        }
+    }
+
+    /// Hands a streamed response and its connection to a thread of its own, so that a
+    /// long stream (a dashboard's GetOperationEvents) never holds a request thread. How
+    /// many streams may be open is the handler's bound (`api::rpc::streams`); the count
+    /// here only lets shutdown wait for them. After the stream the connection goes back
+    /// to the poller like any keep-alive one.
+    fn detach(&mut self, conn: Conn, job: Detached) {
+        // Bytes of a pipelined next request sit in this thread's buffer: such a
+        // connection closes after its stream instead of carrying them over.
+        let close = job.close || self.end > self.start;
+        self.start = 0;
+        self.end = 0;
+        let shared = Arc::clone(&self.shared);
+        let running = StreamCount::enter(&shared);
+        let peer = conn.peer;
+        let spawned = thread::Builder::new()
+            .name("footrest-stream".into())
+            .stack_size(REQUEST_THREAD_STACK)
+            .spawn(move || {
+                let _running = running;
+                match write_response(&conn.stream, job.resp, job.minor, false, close) {
+                    Ok(true) if !close => shared.hand_back(conn),
+                    Ok(_) => close_gently(&conn.stream),
+                    Err(_) => {}
+                }
+            });
+        if let Err(e) = spawned {
+            error!("cannot start a thread for a response stream to {peer}: {e}; connection closed");
         }
     }
 
@@ -256,6 +302,12 @@ impl Worker {
             || resp.headers.iter().any(|(n, v)| {
                 n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close")
             });
+        if matches!(resp.body, Body::OwnThread(_))
+            && !is_head
+            && !http::status_has_no_body(resp.status)
+        {
+            return Next::Detach(Detached { resp, minor, close });
+        }
         let sent = write_response(stream, resp, minor, is_head, close);
         match sent {
             Ok(true) if !close => Next::KeepAlive,
@@ -430,7 +482,7 @@ fn write_response(
             }
             Ok(true)
         }
-        Body::Stream(_) if no_body || is_head => {
+        Body::Stream(_) | Body::OwnThread(_) if no_body || is_head => {
             let framing = if no_body {
                 ResponseFraming::None
             } else {
@@ -441,7 +493,7 @@ fn write_response(
             ))?;
             Ok(true)
         }
-        Body::Stream(produce) => {
+        Body::Stream(produce) | Body::OwnThread(produce) => {
             // HTTP/1.0 has no chunked coding: the body ends when the connection does.
             let chunked = minor >= 1;
             let framing = if chunked {

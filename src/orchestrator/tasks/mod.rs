@@ -263,6 +263,14 @@ fn run_repo_task(
     if matches!(result, Err(TaskError::Restic(ResticError::Stopped))) {
         unlock_after_stop(shared, repo, &mut ctx.log);
     }
+    if matches!(
+        result,
+        Err(TaskError::Restic(ResticError::RepoUnreachable { .. }))
+    ) {
+        // restic was stopped with its lock in place, and the repository cannot be
+        // reached to remove it now: the next task unlocks first.
+        shared.mark_needs_unlock(&repo.id);
+    }
     let follow_up = settle(&mut ctx.op, result, shared);
     end_hooks(&mut ctx);
     end(shared, ctx.op, ctx.log, follow_up)

@@ -18,4 +18,15 @@ if ! command -v rclone >/dev/null 2>&1; then
     "${sudo[@]}" apt-get install -y -qq rclone >/dev/null
 fi
 cargo build --release --quiet
-timeout 3600 cargo bench --quiet --bench drills -- "$@"
+mkdir -p bench/out
+status=0
+timeout 3600 cargo bench --quiet --bench drills -- "$@" | tee bench/out/drills.log || status=$?
+# The summary bench/report.sh puts into BENCHMARKS.md: the verdicts and the figures.
+{
+    echo "\`bench/drills.sh${*:+ $*}\`, $(date -u '+%Y-%m-%d %H:%M UTC'), exit status $status:"
+    echo
+    echo '```'
+    grep -E '^(drill |drills: |[A-Za-z0-9_.]+: )' bench/out/drills.log || true
+    echo '```'
+} >bench/out/drills.md
+exit "$status"

@@ -1004,7 +1004,19 @@ fn kill9() -> Result<(), String> {
         });
         let locks = sandbox.locks();
         check(locks.is_empty(), || {
-            format!("round {round}: locks left: {locks:?}")
+            let held: Vec<String> = locks
+                .iter()
+                .map(|l| {
+                    String::from_utf8_lossy(
+                        &sandbox.restic(&["cat", "lock", l, "--no-lock"]).stdout,
+                    )
+                    .into_owned()
+                })
+                .collect();
+            format!(
+                "round {round}: locks left: {locks:?} {held:?} restics at the kill {restics:?}\n{}",
+                fr.stderr()
+            )
         })?;
         println!(
             "round {round}: kill -9 during {what} after {} ms ({running} running, {} restic): ok",

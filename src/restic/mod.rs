@@ -340,6 +340,34 @@ impl Restic {
             .map(drop)
     }
 
+    /// Who holds a lock (`restic cat lock <id>`, which takes no lock of its own).
+    pub fn lock_holder(
+        &self,
+        repo: &Repo,
+        id: &str,
+        stop: &StopHandle,
+    ) -> Result<LockHolder, ResticError> {
+        let mut sink = Vec::new();
+        let args = vec!["cat".into(), "lock".into(), id.into(), "--no-lock".into()];
+        let lines = self.run_logged(repo, args, stop, &mut sink)?;
+        output::parse_lock_file(&lines.join("\n")).ok_or_else(|| ResticError::Parse {
+            what: format!("lock {id}"),
+            detail: "no hostname and pid in it".into(),
+        })
+    }
+
+    /// Removes every lock (`restic unlock --remove-all`). Only for locks whose holders
+    /// are known to be dead: restic would remove a live holder's lock too.
+    pub fn remove_all_locks(
+        &self,
+        repo: &Repo,
+        stop: &StopHandle,
+        log: &mut dyn Write,
+    ) -> Result<(), ResticError> {
+        let args = vec!["unlock".into(), "--remove-all".into()];
+        self.run_logged(repo, args, stop, log).map(drop)
+    }
+
     /// Lists the lock files (`restic list locks`), for tests and diagnostics.
     pub fn list_locks(&self, repo: &Repo, stop: &StopHandle) -> Result<Vec<String>, ResticError> {
         let mut sink = Vec::new();

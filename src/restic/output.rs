@@ -481,6 +481,20 @@ pub struct LockHolder {
     pub exclusive: bool,
 }
 
+/// Reads the holder out of a lock file as `restic cat lock` prints it:
+/// `{"time": ..., "exclusive": false, "hostname": "nas", "username": "root", "pid": 1234}`.
+pub(crate) fn parse_lock_file(text: &str) -> Option<LockHolder> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(LockHolder {
+        pid: u32::try_from(v.get("pid")?.as_u64()?).ok()?,
+        host: v.get("hostname")?.as_str()?.to_string(),
+        exclusive: v
+            .get("exclusive")
+            .and_then(|e| e.as_bool())
+            .unwrap_or(false),
+    })
+}
+
 /// Reads the holder out of restic's "already locked" text (0.14 and newer say the same):
 /// `repository is already locked [exclusively ]by PID 1234 on myhost by root (UID 0,
 /// GID 0)`.
@@ -1373,6 +1387,23 @@ mod tests {
                 exclusive: true
             })
         );
+    }
+
+    #[test]
+    fn lock_files_as_restic_cat_lock_prints_them() {
+        // Captured from restic 0.14.0 (`restic cat lock <id>` of a backup's lock).
+        let text = "{\n  \"time\": \"2026-11-24T08:28:06.677995146Z\",\n  \"exclusive\": false,\n  \"hostname\": \"vm\",\n  \"username\": \"root\",\n  \"pid\": 16127\n}";
+        assert_eq!(
+            parse_lock_file(text),
+            Some(LockHolder {
+                pid: 16127,
+                host: "vm".into(),
+                exclusive: false
+            })
+        );
+        assert_eq!(parse_lock_file("{\"hostname\": \"vm\"}"), None);
+        assert_eq!(parse_lock_file("{\"hostname\": \"vm\", \"pid\": -1}"), None);
+        assert_eq!(parse_lock_file("not json"), None);
     }
 
     #[test]

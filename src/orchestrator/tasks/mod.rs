@@ -549,9 +549,86 @@ pub fn unlock_if_needed(
     if !(needed || repo.auto_unlock) {
         return;
     }
-    if let Err(e) = shared.restic.unlock(&restic_repo(repo), stop, log) {
+    let restic_repo = restic_repo(repo);
+    if let Err(e) = shared.restic.unlock(&restic_repo, stop, log) {
         let _ = writeln!(log, "[footrest: restic unlock failed: {e}]");
         warn!("repo {:?}: restic unlock failed: {e}", repo.id);
+        if needed {
+            shared.mark_needs_unlock(&repo.id);
+        }
+        return;
+    }
+    // After a crash or a stopped restic: restic takes the holder of a lock for alive as
+    // long as its process exists, and a restic that outlived a killed footrest may not
+    // have been reaped yet (a zombie, under an init that reaps slowly, as in many
+    // containers). Such a lock survives `restic unlock`.
+    if needed {
+        remove_dead_holders_locks(shared, repo, &restic_repo, stop, log);
+    }
+}
+
+/// Removes the locks `restic unlock` left when every one of them names a process of
+/// this host that has ended (gone, or a zombie). Any other lock (a live restic, another
+/// host) stays, and the repo is looked at again before its next task.
+fn remove_dead_holders_locks(
+    shared: &Shared,
+    repo: &config::Repo,
+    restic_repo: &crate::restic::Repo,
+    stop: &StopHandle,
+    log: &mut dyn Write,
+) {
+    let restic = &shared.restic;
+    let locks = match restic.list_locks(restic_repo, stop) {
+        Ok(locks) => locks,
+        Err(e) => {
+            let _ = writeln!(log, "[footrest: cannot list the repository's locks: {e}]");
+            shared.mark_needs_unlock(&repo.id);
+            return;
+        }
+    };
+    if locks.is_empty() {
+        return;
+    }
+    let host = host_name();
+    let all_dead = locks
+        .iter()
+        .all(|id| match restic.lock_holder(restic_repo, id, stop) {
+            Ok(h) => !host.is_empty() && h.host.eq_ignore_ascii_case(&host) && process_ended(h.pid),
+            Err(_) => false,
+        });
+    if !all_dead {
+        let _ = writeln!(
+            log,
+            "[footrest: {} lock(s) left after restic unlock; looking again before the next task]",
+            locks.len()
+        );
+        shared.mark_needs_unlock(&repo.id);
+        return;
+    }
+    let _ = writeln!(
+        log,
+        "[footrest: {} lock(s) of restic processes that have ended; removing them]",
+        locks.len()
+    );
+    if let Err(e) = restic.remove_all_locks(restic_repo, stop, log) {
+        warn!(
+            "repo {:?}: removing the locks of ended restic processes failed: {e}",
+            repo.id
+        );
+        shared.mark_needs_unlock(&repo.id);
+    }
+}
+
+/// Whether a process of this host has ended: no longer there, or a zombie waiting to be
+/// reaped (restic itself still counts a zombie as alive).
+fn process_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold any
+        // character: read it after the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
     }
 }
 
@@ -582,5 +659,27 @@ pub fn prepare_repos(shared: &Arc<Shared>, stop: &StopHandle) {
             Ok(guid) => info!("repo {:?}: repository id {guid}", repo.id),
             Err(e) => warn!("{e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::process_ended;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_zombie_or_a_gone_process_has_ended_a_running_one_has_not() {
+        assert!(!process_ended(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not reaped yet: a zombie once it has exited.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !process_ended(pid) {
+            assert!(Instant::now() < deadline, "the child never ended");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        child.wait().unwrap();
+        assert!(process_ended(pid));
     }
 }

@@ -7,7 +7,8 @@
 #   QUICK=1 bench/report.sh    smaller workloads and shorter runs: a few minutes
 #   REPORT_OUT=/tmp/b.md bench/report.sh   write somewhere else
 #
-# Any REPORT_* variable of benches/report.rs and FUZZ_SECONDS override the mode's values.
+# Any REPORT_* variable of benches/report.rs and FUZZ_SECONDS override the mode's values;
+# FUZZ_SECONDS=0 leaves the fuzz targets out (no build, no run).
 # Installs nginx and wrk from Debian's packages when missing (the baseline and the load
 # generator); nginx is started with its own config in a temp dir, never the system's.
 # The measurements are bounded by REPORT_LIMIT seconds (1500 full, 600 quick); building
@@ -54,7 +55,7 @@ cargo bench --quiet --bench report --no-run 2>/dev/null
 cargo build --release --quiet
 cp target/release/footrest "$work/footrest"
 export FOOTREST_BIN="$work/footrest"
-FUZZ_BUILD_ONLY=1 bench/fuzz.sh || true
+[ "$FUZZ_SECONDS" = 0 ] || FUZZ_BUILD_ONLY=1 bench/fuzz.sh || true
 started=$(date +%s)
 
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -88,7 +89,9 @@ timeout "$(left)" cargo bench --quiet --bench report >"$work/bench.md" || bench_
 
 fuzz_secs=$(left)
 fuzz_rc=0
-if [ "$fuzz_secs" -gt $((5 * FUZZ_SECONDS + 120)) ]; then
+if [ "$FUZZ_SECONDS" = 0 ]; then
+  echo "_Not run in this report (FUZZ_SECONDS=0): \`bench/fuzz.sh\` runs the targets._" >"$work/fuzz.md"
+elif [ "$fuzz_secs" -gt $((5 * FUZZ_SECONDS + 120)) ]; then
   echo "running bench/fuzz.sh ($FUZZ_SECONDS s each)..." >&2
   bench/fuzz.sh >"$work/fuzz.md" || fuzz_rc=$?
 else

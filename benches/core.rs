@@ -17,12 +17,12 @@ mod common;
 
 use common::{
     CHANGEME_HASH, Client, PASSWORD, cores, cpu_model, env_num, hwm_kib, make_tree, median,
-    restic_version, rss_kib, seed, start,
+    restic_version, seed, start,
 };
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine;
 
@@ -47,23 +47,13 @@ fn main() {
         "| release binary size (stripped) | {:.2} MiB |",
         size as f64 / 1048576.0
     );
-    idle_memory(&bin);
+    println!(
+        "| idle resident memory after start-up (starter config; median of 3) | {:.2} MiB |",
+        common::idle_rss_mib(&bin)
+    );
     backup_vs_restic(&bin, rounds, files);
     get_operations(&bin, ops);
     auth_throughput(&bin);
-}
-
-fn idle_memory(bin: &Path) {
-    let mut samples = Vec::new();
-    for _ in 0..3 {
-        let server = start(bin, tempfile::tempdir().unwrap(), None);
-        std::thread::sleep(Duration::from_secs(2));
-        samples.push(rss_kib(server.child.id()) as f64);
-    }
-    println!(
-        "| idle resident memory after start-up (starter config; median of 3) | {:.2} MiB |",
-        median(&mut samples) / 1024.0
-    );
 }
 
 fn backup_vs_restic(bin: &Path, rounds: usize, files: usize) {

@@ -69,7 +69,10 @@ fn main() {
         size as f64 / 1048576.0
     );
     startup(&bin, starts, None);
-    idle_memory(&bin);
+    println!(
+        "| idle resident memory (VmRSS, starter config, 2 s after start; median of 3) | {:.2} MiB | `grep VmRSS /proc/PID/status` |",
+        common::idle_rss_mib(&bin)
+    );
     println!();
 
     println!("## Backup call vs plain restic");
@@ -227,19 +230,6 @@ fn startup(bin: &Path, runs: usize, existing: Option<(&Path, usize)>) {
     );
 }
 
-fn idle_memory(bin: &Path) {
-    let mut samples = Vec::new();
-    for _ in 0..3 {
-        let server = start(bin, tempfile::tempdir().unwrap(), None);
-        std::thread::sleep(Duration::from_secs(2));
-        samples.push(rss_kib(server.child.id()) as f64);
-    }
-    println!(
-        "| idle resident memory (VmRSS, starter config, 2 s after start; median of 3) | {:.2} MiB | `grep VmRSS /proc/PID/status` |",
-        median(&mut samples) / 1024.0
-    );
-}
-
 /// An OS-chosen free port on loopback (released for the caller to bind).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -285,28 +275,6 @@ fn rewrite_range(path: &Path, off: u64, len: usize, seed: u64) {
     f.sync_all().unwrap();
 }
 
-/// One local repository made with restic, and its id.
-fn init_repo(repo: &Path) -> String {
-    let run = |args: &[&str]| {
-        let out = Command::new("restic")
-            .args(args)
-            .env("RESTIC_REPOSITORY", repo)
-            .env("RESTIC_PASSWORD", PASSWORD)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "restic {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    run(&["init", "-q"]);
-    let v: serde_json::Value = serde_json::from_slice(&run(&["cat", "config"])).unwrap();
-    v["id"].as_str().unwrap().to_string()
-}
-
 fn backup_pair(
     bin: &Path,
     workload: &str,
@@ -318,10 +286,10 @@ fn backup_pair(
     eprintln!("report: backups of {workload}");
     let dir = tempfile::tempdir().unwrap();
     let plain_repo = dir.path().join("plain-repo");
-    init_repo(&plain_repo);
+    common::init_repo(&plain_repo);
     let sdir = tempfile::tempdir().unwrap();
     let fr_repo = sdir.path().join("repo");
-    let guid = init_repo(&fr_repo);
+    let guid = common::init_repo(&fr_repo);
     let config = serde_json::json!({
         "version": 6, "instance": "bench",
         "repos": [{"id": "r", "uri": fr_repo, "password": PASSWORD, "guid": guid}],

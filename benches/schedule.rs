@@ -66,34 +66,10 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    let guid = init_repo(&repo);
+    let guid = common::init_repo(&repo);
     idle(&bin, &repo, &guid, idle_secs);
     println!();
     replan(&repo, &guid, plans, replans, moves, history);
-}
-
-/// Creates a restic repository and returns its id (`restic cat config`).
-fn init_repo(repo: &Path) -> String {
-    let restic = |args: &[&str]| {
-        let out = Command::new("restic")
-            .args(args)
-            .env("RESTIC_REPOSITORY", repo)
-            .env("RESTIC_PASSWORD", PASSWORD)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "restic {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    restic(&["init", "-q"]);
-    let config: Value = serde_json::from_slice(&restic(&["cat", "config"])).unwrap();
-    let id = config["id"].as_str().unwrap().to_string();
-    assert_eq!(id.len(), 64, "restic repository id {id:?}");
-    id
 }
 
 /// An hour of the day 2 to 21 hours after `now_hour` (by `k`): a cron at that hour

@@ -264,3 +264,40 @@ pub fn seed(data: &Path, count: usize) {
         }
     }
 }
+
+/// Creates a local restic repository (`restic init`) and returns its id (`restic cat
+/// config`).
+pub fn init_repo(repo: &Path) -> String {
+    let restic = |args: &[&str]| {
+        let out = Command::new("restic")
+            .args(args)
+            .env("RESTIC_REPOSITORY", repo)
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "restic {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    restic(&["init", "-q"]);
+    let config: serde_json::Value = serde_json::from_slice(&restic(&["cat", "config"])).unwrap();
+    let id = config["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 64, "restic repository id {id:?}");
+    id
+}
+
+/// Idle resident memory in MiB: the median of three fresh starts on the starter config,
+/// each read 2 s after start-up.
+pub fn idle_rss_mib(bin: &Path) -> f64 {
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let server = start(bin, tempfile::tempdir().unwrap(), None);
+        std::thread::sleep(Duration::from_secs(2));
+        samples.push(rss_kib(server.child.id()) as f64);
+    }
+    median(&mut samples) / 1024.0
+}

@@ -22,12 +22,11 @@ mod common;
 use common::{cores, cpu_model, env_num, median, restic_version};
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use footrest::oplog::OpLog;
@@ -84,51 +83,6 @@ fn local_hour() -> i8 {
 
 // ---------------------------------------------------------------------------------------
 // Idle CPU and wake-ups of the release binary.
-
-/// A running footrest on a temp dir.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(bin: &Path, config_path: &Path, data: &Path) -> Server {
-    let mut child = Command::new(bin)
-        .arg("--config")
-        .arg(config_path)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--bind", "127.0.0.1:0", "--log-level", "info"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(a) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(a.split_whitespace().next().unwrap_or("").to_string());
-            }
-            if line.contains("footrest error") || line.contains("footrest warn") {
-                eprintln!("{line}");
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("footrest started")
-        .parse()
-        .unwrap();
-    Server { child, addr }
-}
 
 /// One request on its own connection (`Connection: close`), so no keep-alive
 /// connection stays open in a request thread while footrest is measured.
@@ -292,7 +246,7 @@ fn idle(bin: &Path, repo: &Path, guid: &str, secs: usize) {
     });
     let config_path = dir.path().join("config.json");
     std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-    let server = start(bin, &config_path, &dir.path().join("data"));
+    let server = common::start_at(bin, &config_path, &dir.path().join("data"));
     let pid = server.child.id();
 
     let deadline = Instant::now() + Duration::from_secs(60);

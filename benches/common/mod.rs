@@ -113,6 +113,10 @@ pub fn start_at(bin: &Path, config_path: &Path, data_dir: &Path) -> Server {
             if let Some(a) = line.split("listening on http://").nth(1) {
                 let _ = tx.send(a.split_whitespace().next().unwrap_or("").to_string());
             }
+            // A benchmark that went wrong says why on the terminal.
+            if line.contains("footrest error") || line.contains("footrest warn") {
+                eprintln!("{line}");
+            }
         }
     });
     let addr = rx
